@@ -1,0 +1,40 @@
+"""Chipper: a self-hosted messaging app."""
+
+import os
+
+from flask import Flask
+
+from chipper.config import Config
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_object(Config(app.instance_path))
+    if test_config:
+        app.config.update(test_config)
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+
+    from chipper import cli, db_setup, filters, web
+    from chipper.extensions import csrf, db, login_manager, migrate
+
+    db.init_app(app)
+    db_setup.init_app(app)
+    migrations = os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations")
+    # Batch mode lets the same migrations alter tables on SQLite, which has little ALTER TABLE.
+    migrate.init_app(app, db, directory=migrations, render_as_batch=True, compare_type=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    web.init_app(app)
+    filters.init_app(app)
+    cli.init_app(app)
+
+    from chipper.auth import bp as auth_bp
+    from chipper.conversations import bp as conversations_bp
+    from chipper.messages import bp as messages_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(conversations_bp)
+    app.register_blueprint(messages_bp)
+    return app

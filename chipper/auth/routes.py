@@ -1,0 +1,85 @@
+"""Register, log in, log out."""
+
+from flask import jsonify, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf.csrf import generate_csrf
+
+from chipper.auth import bp
+from chipper.extensions import db, login_manager
+from chipper.models import User
+from chipper.services import Invalid
+from chipper.services.accounts import authenticate, register_user
+from chipper.web import form_value, json_error, page, safe_next, see_other, wants_json
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+
+@login_manager.unauthorized_handler
+def unauthorized():
+    if wants_json():
+        return json_error("Log in first.", 401)
+    return see_other(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def _signed_in(user: User, status: int = 200):
+    next_url = safe_next(request.args.get("next"), url_for("conversations.index"))
+    if wants_json():
+        return jsonify(user=user.to_json(), csrf_token=generate_csrf()), status
+    return see_other(next_url)
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register():
+    if current_user.is_authenticated and request.method == "GET":
+        return see_other(url_for("conversations.index"))
+    if request.method == "GET":
+        if wants_json():
+            return jsonify(csrf_token=generate_csrf())
+        return page("auth/register.html", values={}, errors={})
+    values = {"name": form_value("name"), "email": form_value("email")}
+    try:
+        user = register_user(values["name"], values["email"], form_value("password"))
+    except Invalid as error:
+        if wants_json():
+            return json_error(error.message, 422, error.field)
+        return page("auth/register.html", 422, values=values, errors={error.field: error.message})
+    login_user(user)
+    return _signed_in(user, 201)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if request.method == "GET":
+        if wants_json():
+            return jsonify(csrf_token=generate_csrf())
+        if current_user.is_authenticated:
+            return see_other(url_for("conversations.index"))
+        return page("auth/login.html", values={}, error=None)
+    email = form_value("email")
+    user = authenticate(email, form_value("password"))
+    if user is None:
+        message = "That email and password do not match an account."
+        if wants_json():
+            return json_error(message, 401)
+        return page("auth/login.html", status=401, values={"email": email}, error=message)
+    login_user(user, remember=form_value("remember") in ("on", "1", "true", "True"))
+    return _signed_in(user)
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    logout_user()
+    if wants_json():
+        return "", 204
+    return see_other(url_for("auth.login"))
+
+
+@bp.get("/")
+def home():
+    return see_other(
+        url_for("conversations.index" if current_user.is_authenticated else "auth.login")
+    )

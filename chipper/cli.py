@@ -1,0 +1,50 @@
+"""Command-line verbs: `flask --app chipper seed-demo`."""
+
+import click
+import sqlalchemy as sa
+from flask import Flask
+
+from chipper.extensions import db
+from chipper.models import Conversation, User
+from chipper.services import conversations, messages
+from chipper.services.accounts import register_user
+
+DEMO_PASSWORD = "chipper-demo"
+DEMO_PEOPLE = [
+    ("Ada Lovelace", "ada@example.com"),
+    ("Grace Hopper", "grace@example.com"),
+    ("Alan Turing", "alan@example.com"),
+    ("Katherine Johnson", "katherine@example.com"),
+]
+
+
+@click.command("seed-demo")
+def seed_demo() -> None:
+    """Create demo users and conversations (safe to run twice)."""
+    users = []
+    for name, email in DEMO_PEOPLE:
+        user = db.session.scalar(sa.select(User).where(User.email == email))
+        users.append(user or register_user(name, email, DEMO_PASSWORD))
+    ada, grace, alan, katherine = users
+    chat, created = conversations.start_private(ada, grace.id)
+    if created:
+        messages.send_message(grace, chat, "Hi Ada! Did the engine run the program?")
+        messages.send_message(ada, chat, "It did. Bernoulli numbers, all of them.")
+    group_exists = db.session.scalar(
+        sa.select(Conversation.id).where(
+            Conversation.type == "group", Conversation.name == "Analytical club"
+        )
+    )
+    if not group_exists:
+        group = conversations.create_group(
+            ada, "Analytical club", [grace.id, alan.id, katherine.id]
+        )
+        messages.send_message(alan, group, "Welcome, everyone.")
+        messages.send_message(katherine, group, "Happy to be here. Who brought the orbits?")
+    click.echo(f"Demo data ready. Log in with any of these (password: {DEMO_PASSWORD}):")
+    for name, email in DEMO_PEOPLE:
+        click.echo(f"  {email:<24} {name}")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(seed_demo)

@@ -1,0 +1,48 @@
+"""Configuration read from the environment (tests override it through create_app)."""
+
+import os
+import secrets
+from pathlib import Path
+
+
+def _secret_key(instance_path: str) -> str:
+    """SECRET_KEY from the environment, else one generated once into the instance folder."""
+    if key := os.environ.get("SECRET_KEY"):
+        return key
+    path = Path(instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    # Create with 0600 so other local users cannot read it; never overwrite a key another
+    # process wrote in the meantime.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
+
+
+class Config:
+    """Defaults for running the app; every value can be set through the environment."""
+
+    def __init__(self, instance_path: str):
+        self.SECRET_KEY = _secret_key(instance_path)
+        self.SQLALCHEMY_DATABASE_URI = os.environ.get(
+            "DATABASE_URL", "sqlite:///" + os.path.join(instance_path, "chipper.sqlite3")
+        )
+        self.REDIS_URL = os.environ.get("REDIS_URL", "")
+        self.UPLOAD_FOLDER = os.environ.get("UPLOAD_FOLDER", os.path.join(instance_path, "uploads"))
+        self.MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", 12 * 1024 * 1024))
+
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # A CSRF token lives as long as the session, so a tab left open for days can still post.
+    WTF_CSRF_TIME_LIMIT = None
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    MESSAGES_PER_PAGE = 50
+    MESSAGE_MAX_LENGTH = 5000

@@ -1,0 +1,159 @@
+"""Conversation list, creation, the conversation page, renaming and membership."""
+
+from flask import jsonify, request, url_for
+from flask_login import current_user, login_required
+
+from chipper.conversations import bp
+from chipper.conversations.views import conversation_json, conversation_page, summary_json
+from chipper.services import Invalid
+from chipper.services import conversations as svc
+from chipper.services.accounts import search_users, users_by_ids
+from chipper.web import (
+    form_ids,
+    form_value,
+    is_htmx,
+    json_error,
+    page,
+    query_int,
+    see_other,
+    wants_json,
+)
+
+
+@bp.before_request
+@login_required
+def require_login():
+    """Every conversation URL needs a signed-in user."""
+
+
+@bp.get("/conversations")
+def index():
+    summaries = svc.list_conversations(current_user)
+    if wants_json():
+        return jsonify(conversations=[summary_json(s, current_user) for s in summaries])
+    return page("conversations/index.html", "conversation_list", summaries=summaries)
+
+
+def _new_page(status: int = 200, errors: dict | None = None, values: dict | None = None):
+    values = values or {}
+    q = request.args.get("q", "")
+    chosen = users_by_ids(values.get("user_ids") or _ticked_ids(request.args))
+    found = search_users(q, exclude_ids={current_user.id, *(u.id for u in chosen)})
+    return page(
+        "conversations/new.html",
+        "user_results",
+        status,
+        q=q,
+        chosen=chosen,
+        found=found,
+        errors=errors or {},
+        values=values,
+    )
+
+
+def _ticked_ids(values) -> list[int]:
+    """Ids already ticked in the picker, so a new search or a refused form keeps them."""
+    return [int(v) for v in values.getlist("user_ids") if v.isdigit()]
+
+
+@bp.get("/conversations/new")
+def new():
+    if wants_json():
+        found = search_users(request.args.get("q", ""), exclude_ids={current_user.id})
+        return jsonify(users=[u.to_json() for u in found])
+    return _new_page()
+
+
+@bp.post("/conversations")
+def create():
+    kind = form_value("type", "private")
+    try:
+        user_ids = form_ids()
+        if kind == "private":
+            if len(user_ids) != 1:
+                raise Invalid("Choose exactly one person for a private message.", field="user_ids")
+            conversation, created = svc.start_private(current_user, user_ids[0])
+        elif kind == "group":
+            conversation = svc.create_group(current_user, form_value("name"), user_ids)
+            created = True
+        else:
+            raise Invalid("Choose a private message or a group chat.", field="type")
+    except Invalid as error:
+        if wants_json():
+            return json_error(error.message, 422, error.field)
+        values = {"type": kind, "name": form_value("name"), "user_ids": _ticked_ids(request.form)}
+        return _new_page(422, {error.field: error.message}, values)
+    if wants_json():
+        return jsonify(conversation_json(conversation, current_user)), 201 if created else 200
+    return see_other(url_for("conversations.show", conversation_id=conversation.id))
+
+
+@bp.get("/conversations/<int:conversation_id>")
+def show(conversation_id: int):
+    return conversation_page(conversation_id, None)
+
+
+@bp.get("/conversations/<int:conversation_id>/messages")
+def messages(conversation_id: int):
+    return conversation_page(conversation_id, query_int("before"))
+
+
+def _members_changed(conversation_id: int, status: int = 200, errors: dict | None = None):
+    """After rename or membership changes: JSON, the members panel, or back to the page."""
+    if wants_json():
+        conversation = svc.conversation_for(current_user, conversation_id)
+        return jsonify(conversation_json(conversation, current_user)), status
+    if is_htmx():
+        conversation = svc.conversation_for(current_user, conversation_id)
+        candidates = search_users("", exclude_ids={p.user_id for p in conversation.participants})
+        return page(
+            "conversations/show.html",
+            "conversation_header",
+            status,
+            conversation=conversation,
+            candidates=candidates,
+            errors=errors or {},
+        )
+    return see_other(url_for("conversations.show", conversation_id=conversation_id))
+
+
+def _refused(conversation_id: int, error: Invalid):
+    if wants_json():
+        return json_error(error.message, 422, error.field)
+    if is_htmx():
+        return _members_changed(conversation_id, 422, {error.field: error.message})
+    return conversation_page(conversation_id, None, 422, errors={error.field: error.message})
+
+
+@bp.patch("/conversations/<int:conversation_id>")
+def update(conversation_id: int):
+    conversation = svc.conversation_for(current_user, conversation_id)
+    try:
+        svc.rename_conversation(current_user, conversation, form_value("name"))
+    except Invalid as error:
+        return _refused(conversation_id, error)
+    return _members_changed(conversation_id)
+
+
+@bp.post("/conversations/<int:conversation_id>/participants")
+def add_participants(conversation_id: int):
+    conversation = svc.conversation_for(current_user, conversation_id)
+    try:
+        svc.add_participants(current_user, conversation, form_ids())
+    except Invalid as error:
+        return _refused(conversation_id, error)
+    return _members_changed(conversation_id, 201 if wants_json() else 200)
+
+
+@bp.delete("/conversations/<int:conversation_id>/participants/<int:user_id>")
+def remove_participant(conversation_id: int, user_id: int):
+    conversation = svc.conversation_for(current_user, conversation_id)
+    svc.remove_participant(current_user, conversation, user_id)
+    if user_id != current_user.id:
+        return _members_changed(conversation_id)
+    # You left: the conversation is no longer yours to see.
+    if wants_json():
+        return "", 204
+    if is_htmx():
+        return "", 200, {"HX-Redirect": url_for("conversations.index")}
+    return see_other(url_for("conversations.index"))

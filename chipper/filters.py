@@ -1,0 +1,55 @@
+"""Jinja filters for names and times. Times are stored and shown in UTC."""
+
+from datetime import datetime, timedelta
+
+from flask import Flask
+from flask_login import current_user
+
+from chipper.models import iso, utcnow
+
+
+def initials(name: str) -> str:
+    parts = [p for p in (name or "").split() if p]
+    return "".join(p[0] for p in parts[:2]).upper() or "?"
+
+
+def clock(value: datetime) -> str:
+    return value.strftime("%H:%M")
+
+
+def full_time(value: datetime) -> str:
+    return value.strftime("%A %-d %B %Y, %H:%M UTC")
+
+
+def day_label(value: datetime) -> str:
+    today = utcnow().date()
+    if value.date() == today:
+        return "Today"
+    if value.date() == today - timedelta(days=1):
+        return "Yesterday"
+    if value.year == today.year:
+        return value.strftime("%A %-d %B")
+    return value.strftime("%A %-d %B %Y")
+
+
+def when(value: datetime) -> str:
+    """Short time for lists: 14:05 today, 'Mon 23 Nov' this year, '23 Nov 2025' before."""
+    today = utcnow().date()
+    if value.date() == today:
+        return clock(value)
+    if value.year == today.year:
+        return value.strftime("%a %-d %b")
+    return value.strftime("%-d %b %Y")
+
+
+def init_app(app: Flask) -> None:
+    for f in (initials, clock, full_time, day_label, when):
+        app.add_template_filter(f)
+    app.add_template_filter(iso, "isotime")
+
+    @app.context_processor
+    def navigation():
+        from chipper.services.conversations import total_unread
+
+        # A function, so only full pages (which show the navigation) pay for the query.
+        return {"nav_unread": lambda: total_unread(current_user)}

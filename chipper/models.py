@@ -1,0 +1,166 @@
+"""Tables of the seed design (users, conversations, participants, messages, calls).
+
+Models own small verbs and query builders; the rules that change data live in
+chipper/services/.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from chipper.extensions import db
+
+
+def utcnow() -> datetime:
+    """Naive UTC: SQLite keeps no time zone, so every stored time is UTC without one."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class User(UserMixin, Timestamps, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(80))
+    # Stored lower-cased, so the unique constraint is case-insensitive on every database.
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column("password", sa.String(255))
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "name": self.name}
+
+    @staticmethod
+    def normalize_email(email: str) -> str:
+        return email.strip().lower()
+
+
+class Conversation(Timestamps, db.Model):
+    __tablename__ = "conversations"
+    __table_args__ = (sa.CheckConstraint("type IN ('private', 'group')", name="type"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(sa.String(10))
+    name: Mapped[str | None] = mapped_column(sa.String(100))
+    created_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    # "<low user id>:<high user id>" for private conversations, NULL for groups: the unique
+    # constraint makes a second private conversation for the same pair impossible, even when
+    # two requests race.
+    private_key: Mapped[str | None] = mapped_column(sa.String(41), unique=True)
+    # updated_at doubles as "latest activity": sending a message touches it.
+
+    participants: Mapped[list[Participant]] = relationship(
+        back_populates="conversation", cascade="all, delete-orphan", passive_deletes=True
+    )
+    creator: Mapped[User | None] = relationship(foreign_keys=[created_by])
+
+    @property
+    def is_group(self) -> bool:
+        return self.type == "group"
+
+    @staticmethod
+    def private_key_for(a: int, b: int) -> str:
+        low, high = sorted((a, b))
+        return f"{low}:{high}"
+
+    def members(self) -> list[User]:
+        return sorted((p.user for p in self.participants), key=lambda u: (u.name.lower(), u.id))
+
+    def title_for(self, viewer: User) -> str:
+        """The group's name, or the other person's name in a private conversation."""
+        if self.is_group:
+            return self.name or "Group"
+        others = [p.user for p in self.participants if p.user_id != viewer.id]
+        return others[0].name if others else viewer.name
+
+    def has_member(self, user_id: int) -> bool:
+        return any(p.user_id == user_id for p in self.participants)
+
+
+class Participant(Timestamps, db.Model):
+    __tablename__ = "conversation_participants"
+    __table_args__ = (sa.UniqueConstraint("conversation_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    last_read_at: Mapped[datetime | None] = mapped_column()
+
+    conversation: Mapped[Conversation] = relationship(back_populates="participants")
+    user: Mapped[User] = relationship()
+
+
+class Message(Timestamps, db.Model):
+    __tablename__ = "messages"
+    __table_args__ = (
+        sa.Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        sa.Index("ix_messages_conversation_id_created_at", "conversation_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(sa.Text, default="")
+    type: Mapped[str] = mapped_column(sa.String(10), default="text")
+    file_path: Mapped[str | None] = mapped_column(sa.String(255))
+    # A deleted message stays as a tombstone ("message deleted") with its body wiped.
+    deleted_at: Mapped[datetime | None] = mapped_column()
+
+    author: Mapped[User | None] = relationship()
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "conversation_id": self.conversation_id,
+            "user_id": self.user_id,
+            "author_name": self.author.name if self.author else None,
+            "body": self.body,
+            "type": self.type,
+            "deleted": self.is_deleted,
+            "created_at": iso(self.created_at),
+        }
+
+
+class Call(Timestamps, db.Model):
+    __tablename__ = "calls"
+    __table_args__ = (
+        sa.CheckConstraint("type IN ('audio', 'video')", name="type"),
+        sa.Index("ix_calls_conversation_id_status", "conversation_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    initiated_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    type: Mapped[str] = mapped_column(sa.String(10))
+    status: Mapped[str] = mapped_column(sa.String(12), default="ringing")
+    screen_sharing: Mapped[bool] = mapped_column(default=False)
+    started_at: Mapped[datetime | None] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="microseconds") + "Z" if value else None

@@ -1,0 +1,194 @@
+"""Conversations: who may see them, creating, renaming, membership, read state."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from chipper.extensions import db
+from chipper.models import Conversation, Message, Participant, User, utcnow
+from chipper.services import Forbidden, Invalid, NotFound
+
+GROUP_NAME_MAX = 100
+
+
+@dataclass
+class ConversationSummary:
+    """One row of a user's conversation list."""
+
+    conversation: Conversation
+    last_message: Message | None
+    unread_count: int
+
+
+def conversation_for(user: User, conversation_id: int) -> Conversation:
+    """The one access check for conversations: participants only, everyone else gets 404."""
+    conversation = db.session.scalar(
+        sa.select(Conversation)
+        .join(Participant)
+        .where(Conversation.id == conversation_id, Participant.user_id == user.id)
+        .options(selectinload(Conversation.participants).selectinload(Participant.user))
+    )
+    if conversation is None:
+        raise NotFound("Conversation not found.")
+    return conversation
+
+
+def _unread_filter(user_id: int):
+    """Messages by someone else, not deleted, newer than the participant's last read time."""
+    return sa.and_(
+        sa.func.coalesce(Message.user_id, 0) != user_id,
+        Message.deleted_at.is_(None),
+        sa.or_(Participant.last_read_at.is_(None), Message.created_at > Participant.last_read_at),
+    )
+
+
+def list_conversations(user: User) -> list[ConversationSummary]:
+    """Latest activity first. Three queries however many conversations there are."""
+    last_id = (
+        sa.select(sa.func.max(Message.id))
+        .where(Message.conversation_id == Conversation.id)
+        .correlate(Conversation)
+        .scalar_subquery()
+    )
+    unread = (
+        sa.select(sa.func.count(Message.id))
+        .where(Message.conversation_id == Conversation.id, _unread_filter(user.id))
+        .correlate(Conversation, Participant)
+        .scalar_subquery()
+    )
+    rows = db.session.execute(
+        sa.select(Conversation, Message, unread)
+        .join(
+            Participant,
+            sa.and_(Participant.conversation_id == Conversation.id, Participant.user_id == user.id),
+        )
+        .outerjoin(Message, Message.id == last_id)
+        .options(selectinload(Conversation.participants).selectinload(Participant.user))
+        .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+    ).all()
+    return [ConversationSummary(c, m, n) for c, m, n in rows]
+
+
+def total_unread(user: User) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count(Message.id))
+        .join(
+            Participant,
+            sa.and_(
+                Participant.conversation_id == Message.conversation_id,
+                Participant.user_id == user.id,
+            ),
+        )
+        .where(_unread_filter(user.id))
+    )
+
+
+def _existing_users(user_ids: list[int]) -> list[User]:
+    ids = set(user_ids)
+    users = list(db.session.scalars(sa.select(User).where(User.id.in_(ids)))) if ids else []
+    if len(users) != len(ids):
+        raise Invalid("Some of the chosen people do not exist.", field="user_ids")
+    return users
+
+
+def start_private(user: User, other_id: int) -> tuple[Conversation, bool]:
+    """The private conversation between the two, created if needed. Returns (it, created)."""
+    if other_id == user.id:
+        raise Invalid("Choose someone other than yourself.", field="user_ids")
+    (other,) = _existing_users([other_id])
+    key = Conversation.private_key_for(user.id, other.id)
+    existing = db.session.scalar(sa.select(Conversation).where(Conversation.private_key == key))
+    if existing is not None:
+        return existing, False
+    conversation = Conversation(type="private", created_by=user.id, private_key=key)
+    conversation.participants = [Participant(user=user), Participant(user=other)]
+    db.session.add(conversation)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Another request created it between our look-up and our insert: use theirs.
+        db.session.rollback()
+        existing = db.session.scalar(sa.select(Conversation).where(Conversation.private_key == key))
+        if existing is None:
+            raise
+        return existing, False
+    return conversation, True
+
+
+def clean_group_name(name: str | None) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise Invalid("Give the group a name.", field="name")
+    if len(name) > GROUP_NAME_MAX:
+        raise Invalid(f"Group names are at most {GROUP_NAME_MAX} characters.", field="name")
+    return name
+
+
+def create_group(user: User, name: str | None, user_ids: list[int]) -> Conversation:
+    name = clean_group_name(name)
+    others = [u for u in _existing_users(user_ids) if u.id != user.id]
+    if not others:
+        raise Invalid("Choose at least one other person for the group.", field="user_ids")
+    conversation = Conversation(type="group", name=name, created_by=user.id)
+    conversation.participants = [Participant(user=u) for u in [user, *others]]
+    db.session.add(conversation)
+    db.session.commit()
+    return conversation
+
+
+def _require_group(conversation: Conversation, action: str) -> None:
+    if not conversation.is_group:
+        raise Forbidden(f"Only group chats can {action}.")
+
+
+def rename_conversation(user: User, conversation: Conversation, name: str | None) -> Conversation:
+    _require_group(conversation, "be renamed")
+    conversation.name = clean_group_name(name)
+    db.session.commit()
+    return conversation
+
+
+def add_participants(user: User, conversation: Conversation, user_ids: list[int]) -> list[User]:
+    _require_group(conversation, "take new members")
+    if not user_ids:
+        raise Invalid("Choose at least one person to add.", field="user_ids")
+    present = {p.user_id for p in conversation.participants}
+    new = [u for u in _existing_users(user_ids) if u.id not in present]
+    for u in new:
+        conversation.participants.append(Participant(user=u))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Someone else added the same person a moment ago; they are a member either way.
+        db.session.rollback()
+    return new
+
+
+def remove_participant(user: User, conversation: Conversation, user_id: int) -> None:
+    """Leave (your own id) or, for the group's creator, remove someone else."""
+    _require_group(conversation, "be left")
+    if user_id != user.id and conversation.created_by != user.id:
+        raise Forbidden("Only the person who created the group can remove members.")
+    participant = next((p for p in conversation.participants if p.user_id == user_id), None)
+    if participant is None:
+        raise NotFound("That person is not in this conversation.")
+    conversation.participants.remove(participant)
+    db.session.commit()
+
+
+def mark_read(user: User, conversation: Conversation, newest: datetime | None) -> None:
+    """Viewing the latest messages marks the conversation read (one write, only when needed)."""
+    participant = next(p for p in conversation.participants if p.user_id == user.id)
+    if newest is not None and (
+        participant.last_read_at is None or newest > participant.last_read_at
+    ):
+        participant.last_read_at = utcnow()
+        db.session.commit()
+
+
+def touch(conversation: Conversation) -> None:
+    """Latest activity: moves the conversation to the top of everyone's list."""
+    conversation.updated_at = utcnow()

@@ -1,0 +1,154 @@
+"""What every blueprint shares: picking a representation, reading input, security headers."""
+
+import io
+from urllib.parse import parse_qs, urlsplit
+
+from flask import Flask, jsonify, make_response, redirect, render_template, request
+from jinja2_fragments.flask import render_block
+
+from chipper.services import Invalid, ServiceError
+
+OVERRIDABLE = {"PATCH", "PUT", "DELETE"}
+OVERRIDE_BODY_LIMIT = 64 * 1024
+
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+class MethodOverride:
+    """WSGI middleware: a POSTed form with `_method=PATCH|PUT|DELETE` is routed as that method.
+
+    Browsers without JavaScript can only send GET and POST. Only small url-encoded bodies are
+    read (the forms that carry `_method` are tiny); the body is put back for Flask to parse.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") == "POST" and environ.get("CONTENT_TYPE", "").startswith(
+            "application/x-www-form-urlencoded"
+        ):
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            if 0 < length <= OVERRIDE_BODY_LIMIT:
+                body = environ["wsgi.input"].read(length)
+                environ["wsgi.input"] = io.BytesIO(body)
+                values = parse_qs(body.decode("latin-1")).get("_method", [""])
+                if values[0].upper() in OVERRIDABLE:
+                    environ["REQUEST_METHOD"] = values[0].upper()
+        return self.app(environ, start_response)
+
+
+def wants_json() -> bool:
+    """API clients say `Accept: application/json`; browsers and htmx prefer HTML."""
+    return request.accept_mimetypes.best_match(["text/html", "application/json"]) == (
+        "application/json"
+    )
+
+
+def is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def form_value(name: str, default: str = "") -> str:
+    if request.is_json:
+        value = (request.get_json(silent=True) or {}).get(name, default)
+        return value if isinstance(value, str) else str(value)
+    return request.form.get(name, default)
+
+
+def form_ids(name: str = "user_ids") -> list[int]:
+    """A repeatable id field (`user_ids=1&user_ids=2`, or a JSON list); junk is refused."""
+    if request.is_json:
+        raw = (request.get_json(silent=True) or {}).get(name, [])
+        raw = raw if isinstance(raw, list) else [raw]
+    else:
+        raw = request.form.getlist(name)
+    try:
+        return [int(v) for v in raw if str(v).strip()]
+    except (TypeError, ValueError):
+        raise Invalid("Choose people from the list.", field=name) from None
+
+
+def query_int(name: str) -> int | None:
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+def page(template: str, block: str | None = None, status: int = 200, **context):
+    """The full page, or only `block` of it when htmx asks for a fragment."""
+    if block and is_htmx():
+        return make_response(render_block(template, block, **context), status)
+    return make_response(render_template(template, **context), status)
+
+
+def see_other(location: str):
+    """Post/Redirect/Get: 303 so the browser follows with a GET."""
+    return redirect(location, code=303)
+
+
+def safe_next(target: str | None, fallback: str) -> str:
+    """Only same-site paths, so a crafted ?next= cannot send users elsewhere."""
+    if not target:
+        return fallback
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return fallback
+    return target
+
+
+def json_error(message: str, status: int, field: str | None = None):
+    body = {"error": message}
+    if field:
+        body["field"] = field
+    return jsonify(body), status
+
+
+def init_app(app: Flask) -> None:
+    app.wsgi_app = MethodOverride(app.wsgi_app)
+
+    @app.after_request
+    def headers(response):
+        response.vary.add("HX-Request")
+        response.vary.add("Accept")
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if response.mimetype == "text/html":
+            # Pages hold private conversations: never store them in shared caches.
+            response.headers.setdefault("Cache-Control", "private, no-cache")
+        return response
+
+    @app.errorhandler(ServiceError)
+    def service_error(error: ServiceError):
+        if wants_json():
+            return json_error(error.message, error.status, error.field)
+        return render_template("error.html", message=error.message, status=error.status), (
+            error.status
+        )
+
+    def http_error(error):
+        from flask_wtf.csrf import CSRFError
+
+        message = error.description
+        if isinstance(error, CSRFError):
+            message = "Your form expired or came from another site. Reload the page and try again."
+        if wants_json():
+            return json_error(message, error.code)
+        return render_template("error.html", message=message, status=error.code), error.code
+
+    for code in (400, 403, 404, 405, 413, 415):
+        app.register_error_handler(code, http_error)

@@ -1,0 +1,177 @@
+"""Fixtures: an app on a real database (SQLite by default, PostgreSQL with TEST_DATABASE_URL),
+a test client that sends the CSRF token like our pages do, and helpers to make users and chats.
+"""
+
+import json
+import os
+import re
+
+import pytest
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+from werkzeug.datastructures import Headers
+
+from chipper import create_app
+from chipper.extensions import db
+from chipper.models import User
+from chipper.services import conversations, messages
+from chipper.services.accounts import register_user
+
+PASSWORD = "correct horse battery"
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class Client(FlaskClient):
+    """Sends the session's CSRF token in the X-CSRFToken header, as htmx does for our pages.
+
+    Pass csrf=False to send a request without it.
+    """
+
+    def open(self, *args, csrf: bool = True, **kwargs):
+        method = kwargs.get("method") or "GET"
+        if csrf and method.upper() in UNSAFE:
+            headers = Headers(kwargs.pop("headers", None) or {})
+            if "X-CSRFToken" not in headers:
+                headers["X-CSRFToken"] = self.csrf_token()
+            kwargs["headers"] = headers
+        return super().open(*args, **kwargs)
+
+    def csrf_token(self) -> str:
+        response = super().open("/login", headers={"Accept": "application/json"})
+        return response.get_json()["csrf_token"]
+
+    def csrf_from_page(self, path: str) -> str:
+        """The token as a no-JS browser would take it: from the hidden field of a page's form."""
+        html = self.get(path).get_data(as_text=True)
+        return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    return os.environ.get("TEST_DATABASE_URL") or "sqlite:///" + str(
+        tmp_path_factory.mktemp("db") / "test.sqlite3"
+    )
+
+
+@pytest.fixture(scope="session")
+def _schema(database_url, tmp_path_factory):
+    app = create_app(_test_config(database_url, tmp_path_factory.mktemp("instance")))
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        yield
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+def _test_config(database_url: str, instance) -> dict:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "UPLOAD_FOLDER": str(instance / "uploads"),
+    }
+
+
+def _empty_tables() -> None:
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(sa.text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture
+def app(_schema, database_url, tmp_path):
+    app = create_app(_test_config(database_url, tmp_path))
+    app.test_client_class = Client
+    with app.app_context():
+        _empty_tables()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app) -> Client:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+class Factory:
+    """Makes users, conversations and messages through the service verbs."""
+
+    def __init__(self, app):
+        self.app = app
+        self.count = 0
+
+    def user(self, name: str | None = None) -> int:
+        self.count += 1
+        name = name or f"User {self.count}"
+        email = f"{name.lower().replace(' ', '.')}.{self.count}@example.com"
+        with self.app.app_context():
+            return register_user(name, email, PASSWORD).id
+
+    def email(self, user_id: int) -> str:
+        with self.app.app_context():
+            return db.session.get(User, user_id).email
+
+    def private(self, a: int, b: int) -> int:
+        with self.app.app_context():
+            conversation, _ = conversations.start_private(db.session.get(User, a), b)
+            return conversation.id
+
+    def group(self, creator: int, others: list[int], name: str = "Team") -> int:
+        with self.app.app_context():
+            user = db.session.get(User, creator)
+            return conversations.create_group(user, name, others).id
+
+    def message(self, user_id: int, conversation_id: int, body: str = "hello") -> int:
+        with self.app.app_context():
+            user = db.session.get(User, user_id)
+            conversation = conversations.conversation_for(user, conversation_id)
+            return messages.send_message(user, conversation, body).id
+
+
+@pytest.fixture
+def make(app) -> Factory:
+    return Factory(app)
+
+
+class AuthActions:
+    def __init__(self, client: Client, make: Factory):
+        self.client = client
+        self.make = make
+
+    def login(self, user_id: int):
+        response = self.client.post(
+            "/login",
+            data={"email": self.make.email(user_id), "password": PASSWORD},
+            headers={"Accept": "application/json"},
+        )
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response
+
+    def logout(self):
+        return self.client.post("/logout")
+
+
+@pytest.fixture
+def auth(client, make) -> AuthActions:
+    return AuthActions(client, make)
+
+
+JSON = {"Accept": "application/json"}
+HTMX = {"HX-Request": "true"}
+
+
+def as_json(response) -> dict:
+    return json.loads(response.get_data(as_text=True))
