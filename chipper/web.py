@@ -1,6 +1,7 @@
 """What every blueprint shares: picking a representation, reading input, security headers."""
 
 import io
+import json
 from urllib.parse import parse_qs, urlsplit
 
 from flask import Flask, jsonify, make_response, redirect, render_template, request
@@ -65,7 +66,10 @@ def is_htmx() -> bool:
 def form_value(name: str, default: str = "") -> str:
     if request.is_json:
         value = (request.get_json(silent=True) or {}).get(name, default)
-        return value if isinstance(value, str) else str(value)
+        # null counts as missing; numbers are accepted as their text.
+        if value is None:
+            return default
+        return value if isinstance(value, str) else json.dumps(value)
     return request.form.get(name, default)
 
 
@@ -76,10 +80,20 @@ def form_ids(name: str = "user_ids") -> list[int]:
         raw = raw if isinstance(raw, list) else [raw]
     else:
         raw = request.form.getlist(name)
-    try:
-        return [int(v) for v in raw if str(v).strip()]
-    except (TypeError, ValueError):
-        raise Invalid("Choose people from the list.", field=name) from None
+    ids = []
+    for value in raw:
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                continue
+            if not value.isdigit():
+                raise Invalid("Choose people from the list.", field=name)
+            value = int(value)
+        # bool is an int in Python, but true is not a user id.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise Invalid("Choose people from the list.", field=name)
+        ids.append(value)
+    return ids
 
 
 def query_int(name: str) -> int | None:
@@ -146,9 +160,16 @@ def init_app(app: Flask) -> None:
         message = error.description
         if isinstance(error, CSRFError):
             message = "Your form expired or came from another site. Reload the page and try again."
+        # Keep headers the error carries, such as Allow on a 405.
+        headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
         if wants_json():
-            return json_error(message, error.code)
-        return render_template("error.html", message=message, status=error.code), error.code
+            body, status = json_error(message, error.code)
+            return body, status, headers
+        return (
+            render_template("error.html", message=message, status=error.code),
+            error.code,
+            headers,
+        )
 
     for code in (400, 403, 404, 405, 413, 415):
         app.register_error_handler(code, http_error)

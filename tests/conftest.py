@@ -2,6 +2,7 @@
 a test client that sends the CSRF token like our pages do, and helpers to make users and chats.
 """
 
+import functools
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 from werkzeug.datastructures import Headers
+from werkzeug.security import generate_password_hash
 
 from chipper import create_app
 from chipper.extensions import db
@@ -45,6 +47,11 @@ class Client(FlaskClient):
         html = self.get(path).get_data(as_text=True)
         return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
+    def submit(self, page: str, action: str, data: dict):
+        """What a browser without JavaScript does: open `page`, post its form to `action`."""
+        token = self.csrf_from_page(page)
+        return self.post(action, data={**data, "csrf_token": token}, csrf=False)
+
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> str:
@@ -56,11 +63,14 @@ def database_url(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def _schema(database_url, tmp_path_factory):
     app = create_app(_test_config(database_url, tmp_path_factory.mktemp("instance")))
+    # Contexts are opened only around the work: one left open for the session would become
+    # current_app for every test (and for `flask` commands run through the CLI runner).
     with app.app_context():
         db.drop_all()
         db.create_all()
-        yield
-        db.session.remove()
+        db.engine.dispose()
+    yield
+    with app.app_context():
         db.drop_all()
         db.engine.dispose()
 
@@ -175,3 +185,85 @@ HTMX = {"HX-Request": "true"}
 
 def as_json(response) -> dict:
     return json.loads(response.get_data(as_text=True))
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def without_tokens(html: str) -> str:
+    """The page minus its CSRF tokens, which carry a timestamp."""
+    return re.sub(r'(csrf-token" content="|csrf_token" value="|X-CSRFToken": ")[^"]+', r"\1", html)
+
+
+class Sql:
+    """Reads (and, for setting up a scene, writes) the database in the app's context.
+
+    Returns plain values, never ORM objects, so results stay usable after the context ends.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    def scalar(self, stmt):
+        with self.app.app_context():
+            return db.session.scalar(stmt)
+
+    def scalars(self, stmt) -> list:
+        with self.app.app_context():
+            return list(db.session.scalars(stmt))
+
+    def rows(self, stmt) -> list[tuple]:
+        with self.app.app_context():
+            return [tuple(row) for row in db.session.execute(stmt)]
+
+    def write(self, stmt) -> None:
+        with self.app.app_context():
+            db.session.execute(stmt)
+            db.session.commit()
+
+
+@pytest.fixture
+def sql(app) -> Sql:
+    return Sql(app)
+
+
+@pytest.fixture
+def login_client(app, make):
+    """Another browser: a new client signed in as the given user."""
+
+    def login(user_id: int) -> Client:
+        other = app.test_client()
+        AuthActions(other, make).login(user_id)
+        return other
+
+    return login
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(monkeypatch):
+    """A cheap hash for the many users tests make: the real one costs ~0.1 s per user and login.
+
+    Checking reads the method from the stored hash, so logging in works the same way.
+    tests/test_auth.py checks the real default with this undone.
+    """
+    cheap = functools.partial(generate_password_hash, method="pbkdf2:sha256:1")
+    monkeypatch.setattr("chipper.models.generate_password_hash", cheap)
+
+
+@pytest.fixture
+def ada(make, auth) -> int:
+    """A user called Ada, signed in on `client`."""
+    user = make.user("Ada")
+    auth.login(user)
+    return user
+
+
+@pytest.fixture
+def bob(make) -> int:
+    return make.user("Bob")
+
+
+@pytest.fixture
+def cara(make) -> int:
+    return make.user("Cara")

@@ -45,7 +45,9 @@ def register():
     except Invalid as error:
         if wants_json():
             return json_error(error.message, 422, error.field)
-        return page("auth/register.html", 422, values=values, errors={error.field: error.message})
+        return page(
+            "auth/register.html", status=422, values=values, errors={error.field: error.message}
+        )
     login_user(user)
     return _signed_in(user, 201)
 

@@ -182,10 +182,12 @@ def remove_participant(user: User, conversation: Conversation, user_id: int) -> 
 def mark_read(user: User, conversation: Conversation, newest: datetime | None) -> None:
     """Viewing the latest messages marks the conversation read (one write, only when needed)."""
     participant = next(p for p in conversation.participants if p.user_id == user.id)
+    # Read up to the newest message shown, not "now": one that arrives while the page is
+    # being built stays unread.
     if newest is not None and (
         participant.last_read_at is None or newest > participant.last_read_at
     ):
-        participant.last_read_at = utcnow()
+        participant.last_read_at = newest
         db.session.commit()
 
 

@@ -1,0 +1,138 @@
+"""Migrations give exactly the models' schema; the demo seed command."""
+
+import os
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from chipper import create_app
+from chipper.extensions import db
+from chipper.models import Conversation, Message, User
+
+TABLES = {"users", "conversations", "conversation_participants", "messages", "calls"}
+
+
+@pytest.fixture
+def empty_database_url(tmp_path):
+    """A database nobody has touched: a new SQLite file, or a throwaway PostgreSQL schema."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        yield "sqlite:///" + str(tmp_path / "migrated.sqlite3")
+        return
+    schema = f"mig_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    url = sa.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def fresh_app(empty_database_url, tmp_path):
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "SQLALCHEMY_DATABASE_URI": empty_database_url,
+            "UPLOAD_FOLDER": str(tmp_path / "uploads"),
+        }
+    )
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def flask(app, *args: str):
+    """Runs a `flask` command on this app (the CLI runner pushes a context only when none is
+    active, so push this app's own)."""
+    with app.app_context():
+        return app.test_cli_runner().invoke(args=list(args))
+
+
+def schema_diff(app) -> list:
+    with app.app_context(), db.engine.connect() as conn:
+        return compare_metadata(MigrationContext.configure(conn), db.metadata)
+
+
+def table_names(app) -> set[str]:
+    with app.app_context(), db.engine.connect() as conn:
+        return set(sa.inspect(conn).get_table_names())
+
+
+def test_upgrade_runs_without_warnings(fresh_app):
+    """`flask db upgrade` under the suite's filterwarnings=error, as CI runs it."""
+    result = flask(fresh_app, "db", "upgrade")
+    assert result.exception is None, repr(result.exception)
+    assert result.exit_code == 0, result.output
+
+
+def test_upgrade_on_an_empty_database_gives_the_models_schema(fresh_app):
+    assert table_names(fresh_app) == set()
+    result = flask(fresh_app, "db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert table_names(fresh_app) == TABLES | {"alembic_version"}
+    assert schema_diff(fresh_app) == []
+
+
+def test_the_diff_would_notice_drift(fresh_app):
+    """Guards the test above: an empty database differs from the models by every table."""
+    added = {diff[1].name for diff in schema_diff(fresh_app) if diff[0] == "add_table"}
+    assert added == TABLES
+
+
+def test_downgrade_to_base_removes_every_table(fresh_app):
+    assert flask(fresh_app, "db", "upgrade").exit_code == 0
+    result = flask(fresh_app, "db", "downgrade", "base")
+    assert result.exit_code == 0, result.output
+    assert table_names(fresh_app) == {"alembic_version"}
+
+
+# seed-demo
+
+
+def counts(app) -> tuple[int, int, int]:
+    with app.app_context():
+        return tuple(
+            db.session.scalar(sa.select(sa.func.count(model.id)))
+            for model in (User, Conversation, Message)
+        )
+
+
+def test_seed_demo_prints_how_to_log_in(app):
+    result = flask(app, "seed-demo")
+    assert result.exit_code == 0, result.output
+    assert "Log in with" in result.output
+    assert "password: chipper-demo" in result.output
+    for email in ("ada@example.com", "grace@example.com", "alan@example.com"):
+        assert email in result.output
+    assert counts(app) == (4, 2, 4)
+
+
+def test_seed_demo_users_can_log_in(app, client):
+    flask(app, "seed-demo")
+    response = client.post(
+        "/login", data={"email": "ada@example.com", "password": "chipper-demo"}, headers=JSON
+    )
+    assert response.status_code == 200
+    titles = {c["title"] for c in client.get("/conversations", headers=JSON).json["conversations"]}
+    assert titles == {"Grace Hopper", "Analytical club"}
+
+
+def test_seed_demo_twice_creates_no_duplicates(app):
+    flask(app, "seed-demo")
+    again = flask(app, "seed-demo")
+    assert again.exit_code == 0, again.output
+    assert "Log in with" in again.output
+    assert counts(app) == (4, 2, 4)
+
+
+JSON = {"Accept": "application/json"}
