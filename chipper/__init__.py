@@ -16,7 +16,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
 
-    from chipper import cli, db_setup, filters, web
+    from chipper import cli, db_setup, filters, realtime, web
     from chipper.extensions import csrf, db, login_manager, migrate
 
     db.init_app(app)
@@ -37,4 +37,5 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(conversations_bp)
     app.register_blueprint(messages_bp)
+    realtime.init_app(app)
     return app

@@ -44,5 +44,13 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
+    REDIS_PREFIX = "chipper"
+    # Live streams: a comment every STREAM_HEARTBEAT seconds keeps proxies open and notices
+    # closed clients; a client more than STREAM_QUEUE_SIZE events behind is dropped (it
+    # reconnects and replays); a reconnect replays at most STREAM_REPLAY_LIMIT events, and a
+    # page that missed more reloads.
+    STREAM_HEARTBEAT = 15.0
+    STREAM_QUEUE_SIZE = 256
+    STREAM_REPLAY_LIMIT = 500
     MESSAGES_PER_PAGE = 50
     MESSAGE_MAX_LENGTH = 5000

@@ -164,3 +164,46 @@ class Call(Timestamps, db.Model):
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="microseconds") + "Z" if value else None
+
+
+# Event ids order everything a stream delivers; SQLite needs INTEGER for an auto-incrementing
+# primary key.
+EventId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class Event(db.Model):
+    """A change that streams deliver, stored in the same transaction as the change itself.
+
+    Live streams get it through pub/sub after the commit; a stream that reconnects replays the
+    ones it missed from this table (`id` > Last-Event-ID), so nothing is lost in between.
+    """
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    conversation_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    # {"html": viewer-neutral partial, "data": JSON form for API clients}
+    payload: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    recipients: Mapped[list[EventRecipient]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class EventRecipient(db.Model):
+    """Who an event is for, named explicitly when it is recorded."""
+
+    __tablename__ = "event_recipients"
+    # The primary key (user_id, event_id) serves replay; this one serves deleting old events.
+    __table_args__ = (sa.Index("ix_event_recipients_event_id", "event_id"),)
+
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    event_id: Mapped[int] = mapped_column(
+        EventId, sa.ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
+    )

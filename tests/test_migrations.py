@@ -12,7 +12,15 @@ from chipper import create_app
 from chipper.extensions import db
 from chipper.models import Conversation, Message, User
 
-TABLES = {"users", "conversations", "conversation_participants", "messages", "calls"}
+TABLES = {
+    "users",
+    "conversations",
+    "conversation_participants",
+    "messages",
+    "calls",
+    "events",
+    "event_recipients",
+}
 
 
 @pytest.fixture

@@ -4,7 +4,12 @@ from flask import jsonify, request, url_for
 from flask_login import current_user, login_required
 
 from chipper.conversations import bp
-from chipper.conversations.views import conversation_json, conversation_page, summary_json
+from chipper.conversations.views import (
+    conversation_json,
+    conversation_page,
+    header_fragment,
+    summary_json,
+)
 from chipper.services import Invalid
 from chipper.services import conversations as svc
 from chipper.services.accounts import search_users, users_by_ids
@@ -88,6 +93,31 @@ def create():
     return see_other(url_for("conversations.show", conversation_id=conversation.id))
 
 
+@bp.get("/conversations/unread")
+def unread():
+    """The navigation's unread badge (refreshed live), or {"unread": n}."""
+    count = svc.total_unread(current_user)
+    if wants_json():
+        return jsonify(unread=count)
+    return page("conversations/_unread_badge.html", unread=count)
+
+
+@bp.post("/conversations/<int:conversation_id>/read")
+def read(conversation_id: int):
+    """Marks what the page shows as read (sent when a message arrives in an open tab)."""
+    conversation = svc.conversation_for(current_user, conversation_id)
+    svc.mark_read(current_user, conversation, svc.newest_message_time(conversation))
+    if wants_json() or is_htmx():
+        return "", 204
+    return see_other(url_for("conversations.show", conversation_id=conversation_id))
+
+
+@bp.post("/conversations/<int:conversation_id>/typing")
+def typing(conversation_id: int):
+    svc.signal_typing(current_user, svc.conversation_for(current_user, conversation_id))
+    return "", 204
+
+
 @bp.get("/conversations/<int:conversation_id>")
 def show(conversation_id: int):
     return conversation_page(conversation_id, None)
@@ -105,15 +135,7 @@ def _members_changed(conversation_id: int, status: int = 200, errors: dict | Non
         return jsonify(conversation_json(conversation, current_user)), status
     if is_htmx():
         conversation = svc.conversation_for(current_user, conversation_id)
-        candidates = search_users("", exclude_ids={p.user_id for p in conversation.participants})
-        return page(
-            "conversations/show.html",
-            "conversation_header",
-            status,
-            conversation=conversation,
-            candidates=candidates,
-            errors=errors or {},
-        )
+        return header_fragment(conversation, status, errors)
     return see_other(url_for("conversations.show", conversation_id=conversation_id))
 
 

@@ -1,6 +1,6 @@
 """The conversation page and JSON shapes, shared by the conversation and message routes."""
 
-from flask import jsonify
+from flask import jsonify, request
 from flask_login import current_user
 
 from chipper.models import Conversation, Message, User
@@ -8,7 +8,7 @@ from chipper.services import conversations as svc
 from chipper.services.accounts import search_users
 from chipper.services.conversations import ConversationSummary
 from chipper.services.messages import page_of_messages
-from chipper.web import page, wants_json
+from chipper.web import is_htmx, page, wants_json
 
 
 def conversation_json(
@@ -38,6 +38,9 @@ def summary_json(summary: ConversationSummary, viewer: User) -> dict:
 def conversation_page(conversation_id: int, before: int | None, status: int = 200, **extra):
     """The conversation page (or its older-messages fragment, or JSON) for the signed-in user."""
     conversation = svc.conversation_for(current_user, conversation_id)
+    if before is None and is_htmx() and request.headers.get("HX-Target") == "conversation-header":
+        # The header refreshing itself after a rename or a member change.
+        return header_fragment(conversation)
     messages, has_more = page_of_messages(conversation, before)
     if before is None:
         svc.mark_read(current_user, conversation, messages[-1].created_at if messages else None)
@@ -64,3 +67,16 @@ def conversation_page(conversation_id: int, before: int | None, status: int = 20
     context.update(extra)
     block = "message_list" if before is not None else None
     return page("conversations/show.html", block, status, **context)
+
+
+def header_fragment(conversation: Conversation, status: int = 200, errors: dict | None = None):
+    """The conversation's header: title, members and the group forms."""
+    candidates = search_users("", exclude_ids={p.user_id for p in conversation.participants})
+    return page(
+        "conversations/show.html",
+        "conversation_header",
+        status,
+        conversation=conversation,
+        candidates=candidates,
+        errors=errors or {},
+    )

@@ -9,6 +9,7 @@ from sqlalchemy.orm import selectinload
 
 from chipper.extensions import db
 from chipper.models import Conversation, Message, Participant, User, utcnow
+from chipper.realtime import events
 from chipper.services import Forbidden, Invalid, NotFound
 
 GROUP_NAME_MAX = 100
@@ -86,6 +87,26 @@ def total_unread(user: User) -> int:
     )
 
 
+def member_ids(conversation: Conversation) -> list[int]:
+    return [p.user_id for p in conversation.participants]
+
+
+def contact_ids(user_id: int) -> list[int]:
+    """Everyone who shares a conversation with the user: who sees their presence."""
+    mine = sa.select(Participant.conversation_id).where(Participant.user_id == user_id)
+    return list(
+        db.session.scalars(
+            sa.select(Participant.user_id)
+            .where(Participant.conversation_id.in_(mine), Participant.user_id != user_id)
+            .distinct()
+        )
+    )
+
+
+def _summary_data(conversation: Conversation) -> dict:
+    return {"id": conversation.id, "type": conversation.type, "name": conversation.name}
+
+
 def _existing_users(user_ids: list[int]) -> list[User]:
     ids = set(user_ids)
     users = list(db.session.scalars(sa.select(User).where(User.id.in_(ids)))) if ids else []
@@ -107,6 +128,13 @@ def start_private(user: User, other_id: int) -> tuple[Conversation, bool]:
     conversation.participants = [Participant(user=user), Participant(user=other)]
     db.session.add(conversation)
     try:
+        db.session.flush()
+        event = events.record(
+            "conversation-created",
+            conversation.id,
+            [user.id, other.id],
+            data=_summary_data(conversation),
+        )
         db.session.commit()
     except IntegrityError:
         # Another request created it between our look-up and our insert: use theirs.
@@ -115,6 +143,7 @@ def start_private(user: User, other_id: int) -> tuple[Conversation, bool]:
         if existing is None:
             raise
         return existing, False
+    events.publish(event)
     return conversation, True
 
 
@@ -135,7 +164,15 @@ def create_group(user: User, name: str | None, user_ids: list[int]) -> Conversat
     conversation = Conversation(type="group", name=name, created_by=user.id)
     conversation.participants = [Participant(user=u) for u in [user, *others]]
     db.session.add(conversation)
+    db.session.flush()
+    event = events.record(
+        "conversation-created",
+        conversation.id,
+        member_ids(conversation),
+        data=_summary_data(conversation),
+    )
     db.session.commit()
+    events.publish(event)
     return conversation
 
 
@@ -147,8 +184,20 @@ def _require_group(conversation: Conversation, action: str) -> None:
 def rename_conversation(user: User, conversation: Conversation, name: str | None) -> Conversation:
     _require_group(conversation, "be renamed")
     conversation.name = clean_group_name(name)
+    event = _updated(conversation)
     db.session.commit()
+    events.publish(event)
     return conversation
+
+
+def _updated(conversation: Conversation) -> dict:
+    """Name or members changed: pages refresh their header and lists."""
+    return events.record(
+        "conversation-updated",
+        conversation.id,
+        member_ids(conversation),
+        data={**_summary_data(conversation), "participants": member_ids(conversation)},
+    )
 
 
 def add_participants(user: User, conversation: Conversation, user_ids: list[int]) -> list[User]:
@@ -157,13 +206,19 @@ def add_participants(user: User, conversation: Conversation, user_ids: list[int]
         raise Invalid("Choose at least one person to add.", field="user_ids")
     present = {p.user_id for p in conversation.participants}
     new = [u for u in _existing_users(user_ids) if u.id not in present]
+    if not new:
+        return []
     for u in new:
         conversation.participants.append(Participant(user=u))
     try:
+        db.session.flush()
+        event = _updated(conversation)
         db.session.commit()
     except IntegrityError:
         # Someone else added the same person a moment ago; they are a member either way.
         db.session.rollback()
+        return []
+    events.publish(event)
     return new
 
 
@@ -176,7 +231,19 @@ def remove_participant(user: User, conversation: Conversation, user_id: int) -> 
     if participant is None:
         raise NotFound("That person is not in this conversation.")
     conversation.participants.remove(participant)
+    db.session.flush()
+    # The one who left stops getting this conversation's events at once: they are not a
+    # recipient of anything recorded from here on.
+    removed = events.record(
+        "conversation-removed",
+        conversation.id,
+        [user_id],
+        html=events.render("conversations/_removed.html", left=user_id == user.id),
+        data={"removed_user_id": user_id},
+    )
+    updated = _updated(conversation)
     db.session.commit()
+    events.publish(removed, updated)
 
 
 def mark_read(user: User, conversation: Conversation, newest: datetime | None) -> None:
@@ -188,7 +255,22 @@ def mark_read(user: User, conversation: Conversation, newest: datetime | None) -
         participant.last_read_at is None or newest > participant.last_read_at
     ):
         participant.last_read_at = newest
+        event = events.record("read", conversation.id, [user.id])
         db.session.commit()
+        events.publish(event)
+
+
+def newest_message_time(conversation: Conversation) -> datetime | None:
+    return db.session.scalar(
+        sa.select(sa.func.max(Message.created_at)).where(Message.conversation_id == conversation.id)
+    )
+
+
+def signal_typing(user: User, conversation: Conversation) -> None:
+    """Live only: nothing is stored, and a typing notice is never replayed."""
+    others = [uid for uid in member_ids(conversation) if uid != user.id]
+    html = events.render("conversations/_typing.html", name=user.name)
+    events.publish(events.ephemeral("typing", conversation.id, others, html=html))
 
 
 def touch(conversation: Conversation) -> None:

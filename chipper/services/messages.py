@@ -6,8 +6,9 @@ from sqlalchemy.orm import selectinload
 
 from chipper.extensions import db
 from chipper.models import Conversation, Message, Participant, User, utcnow
+from chipper.realtime import events
 from chipper.services import Forbidden, Invalid, NotFound
-from chipper.services.conversations import conversation_for, touch
+from chipper.services.conversations import conversation_for, member_ids, touch
 
 
 def page_of_messages(
@@ -55,28 +56,41 @@ def send_message(user: User, conversation: Conversation, body: str | None) -> Me
         .where(Participant.conversation_id == conversation.id, Participant.user_id == user.id)
         .values(last_read_at=utcnow())
     )
+    db.session.flush()
+    event = _message_event("message-created", message, conversation)
     db.session.commit()
+    events.publish(event)
     return message
 
 
-def message_for(user: User, message_id: int) -> Message:
+def _message_event(kind: str, message: Message, conversation: Conversation) -> dict:
+    # Rendered once, for everyone: the partial does not depend on who reads it.
+    html = events.render("messages/_message.html", message=message)
+    return events.record(
+        kind, conversation.id, member_ids(conversation), html=html, data=message.to_json()
+    )
+
+
+def message_for(user: User, message_id: int) -> tuple[Message, Conversation]:
     """A message the user may see: 404 when it does not exist or its conversation is not theirs."""
     message = db.session.get(Message, message_id)
     if message is None:
         raise NotFound("Message not found.")
     try:
-        conversation_for(user, message.conversation_id)
+        conversation = conversation_for(user, message.conversation_id)
     except NotFound:
         raise NotFound("Message not found.") from None
-    return message
+    return message, conversation
 
 
 def delete_message(user: User, message_id: int) -> Message:
-    message = message_for(user, message_id)
+    message, conversation = message_for(user, message_id)
     if message.user_id != user.id:
         raise Forbidden("You can only delete your own messages.")
     if not message.is_deleted:
         message.deleted_at = utcnow()
         message.body = ""
+        event = _message_event("message-deleted", message, conversation)
         db.session.commit()
+        events.publish(event)
     return message

@@ -25,7 +25,9 @@
   // Messages are rendered the same for everyone; the reader's own ones are marked here.
   function markMine(root) {
     if (!me || !root.querySelectorAll) return;
-    root.querySelectorAll('.message[data-author-id="' + me + '"]').forEach(function (el) {
+    var selector = '.message[data-author-id="' + me + '"]';
+    if (root.matches && root.matches(selector)) root.classList.add("mine");
+    root.querySelectorAll(selector).forEach(function (el) {
       el.classList.add("mine");
     });
   }
@@ -84,6 +86,100 @@
 
   document.addEventListener("htmx:sendError", function () {
     toast("You seem to be offline. Your text is still in the box.");
+  });
+
+  // Live updates (htmx's SSE extension, connected on <body>).
+
+  // Remember the newest event id in the stream URL: after a hard failure the extension opens
+  // a fresh EventSource from that URL, and the server replays from there.
+  function noteEventId(id) {
+    if (!/^\d+$/.test(id || "")) return;
+    var url = new URL(document.body.getAttribute("sse-connect"), location.href);
+    if (Number(id) > Number(url.searchParams.get("last_event_id") || 0)) {
+      url.searchParams.set("last_event_id", id);
+      document.body.setAttribute("sse-connect", url.pathname + url.search);
+    }
+  }
+
+  // A message can reach the page twice (the POST answer and the broadcast, or a replay after
+  // a reconnect): the DOM id decides. A known message is replaced in place (a deletion turns
+  // it into "message deleted"); a deletion of one not on the page is ignored.
+  document.addEventListener("htmx:sseBeforeMessage", function (event) {
+    var message = event.detail;
+    noteEventId(message.lastEventId);
+    if (message.type.indexOf("typing-") === 0) return;
+    var template = document.createElement("template");
+    template.innerHTML = (message.data || "").trim();
+    var incoming = template.content.firstElementChild;
+    if (!incoming || !incoming.id || !incoming.classList.contains("message")) return;
+    var existing = document.getElementById(incoming.id);
+    if (existing) {
+      event.preventDefault();
+      existing.replaceWith(incoming);
+      htmx.process(incoming);
+      markMine(incoming);
+    } else if (message.type.indexOf("message-deleted-") === 0) {
+      event.preventDefault();
+    }
+    if (message.type.indexOf("message-created-") === 0) {
+      var typing = document.getElementById("typing");
+      if (typing) typing.textContent = "";
+    }
+  });
+
+  // The same for the answer to our own send: if the broadcast got here first, swap the
+  // answer's copy in where the broadcast put it instead of appending a second one.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (!target || target.id !== "messages" || !event.detail.serverResponse) return;
+    var template = document.createElement("template");
+    template.innerHTML = event.detail.serverResponse;
+    var changed = false;
+    Array.from(template.content.children).forEach(function (incoming) {
+      if (!incoming.id || !incoming.classList.contains("message")) return;
+      var existing = document.getElementById(incoming.id);
+      if (!existing) return;
+      incoming.remove();
+      existing.replaceWith(incoming);
+      htmx.process(incoming);
+      markMine(incoming);
+      changed = true;
+    });
+    if (changed) event.detail.serverResponse = template.innerHTML;
+  });
+
+  document.addEventListener("htmx:sseMessage", function (event) {
+    noteEventId(event.detail.lastEventId);
+  });
+
+  function setPresence(userId, online) {
+    document.querySelectorAll('[data-presence="' + userId + '"]').forEach(function (el) {
+      el.classList.toggle("online", online);
+    });
+  }
+
+  var wired = new WeakSet();
+  document.addEventListener("htmx:sseOpen", function (event) {
+    var source = event.detail.source;
+    if (!source || wired.has(source)) return;
+    wired.add(source);
+    source.addEventListener("presence", function (e) {
+      var data = JSON.parse(e.data);
+      setPresence(data.user_id, data.online);
+    });
+    // The server could not replay everything this page missed: start afresh.
+    source.addEventListener("reload", function () { location.reload(); });
+  });
+
+  // Only a page someone is looking at marks messages read.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (event.detail.elt.id === "mark-read" && document.visibilityState !== "visible") {
+      event.preventDefault();
+    }
+  });
+  document.addEventListener("visibilitychange", function () {
+    var form = document.getElementById("mark-read");
+    if (form && document.visibilityState === "visible") htmx.trigger(form, "read-now");
   });
 
   markMine(document);

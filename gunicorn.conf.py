@@ -1,0 +1,25 @@
+"""Production serving: `gunicorn -c gunicorn.conf.py wsgi:app`.
+
+gevent workers hold thousands of idle event streams cheaply. Every setting can be overridden
+from the environment.
+"""
+
+import os
+
+bind = os.environ.get("BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gevent"
+# gunicorn's default of 1,000 silently refuses every connection past it: each open tab holds
+# one stream.
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "10000"))
+keepalive = 5
+graceful_timeout = 10
+timeout = 60
+accesslog = os.environ.get("ACCESS_LOG") or None
+
+
+def on_starting(server):
+    # Without Redis each process only sees its own events: users on another worker would
+    # miss live updates.
+    if server.cfg.workers > 1 and not os.environ.get("REDIS_URL"):
+        raise SystemExit("Set REDIS_URL to run more than one worker (or WEB_CONCURRENCY=1).")
