@@ -36,6 +36,8 @@ class Config:
         self.REDIS_URL = os.environ.get("REDIS_URL", "")
         self.UPLOAD_FOLDER = os.environ.get("UPLOAD_FOLDER", os.path.join(instance_path, "uploads"))
         self.MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", 12 * 1024 * 1024))
+        self.STREAM_HEARTBEAT = float(os.environ.get("STREAM_HEARTBEAT", 15))
+        self.REDIS_PREFIX = os.environ.get("REDIS_PREFIX", "chipper")
 
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     # A CSRF token lives as long as the session, so a tab left open for days can still post.
@@ -44,12 +46,10 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
-    REDIS_PREFIX = "chipper"
     # Live streams: a comment every STREAM_HEARTBEAT seconds keeps proxies open and notices
     # closed clients; a client more than STREAM_QUEUE_SIZE events behind is dropped (it
     # reconnects and replays); a reconnect replays at most STREAM_REPLAY_LIMIT events, and a
     # page that missed more reloads.
-    STREAM_HEARTBEAT = 15.0
     STREAM_QUEUE_SIZE = 256
     STREAM_REPLAY_LIMIT = 500
     MESSAGES_PER_PAGE = 50
