@@ -52,5 +52,6 @@ class Config:
     # page that missed more reloads.
     STREAM_QUEUE_SIZE = 256
     STREAM_REPLAY_LIMIT = 500
+    EVENT_RETENTION_DAYS = 7
     MESSAGES_PER_PAGE = 50
     MESSAGE_MAX_LENGTH = 5000

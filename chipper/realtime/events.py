@@ -7,13 +7,15 @@ A service verb calls `record()` before its commit (the event row commits with th
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterable
+from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app, has_request_context, render_template
 
 from chipper.extensions import db
-from chipper.models import Event, EventRecipient
+from chipper.models import Event, EventRecipient, utcnow
 
 # Frames a browser page gets for each kind, besides `<kind>-<conversation id>` itself:
 # the conversation list refreshes on LIST kinds, the unread badge on UNREAD kinds.
@@ -55,7 +57,21 @@ def record(
     event.recipients = [EventRecipient(user_id=uid) for uid in recipients]
     db.session.add(event)
     db.session.flush()
+    if random.random() < PRUNE_CHANCE:
+        prune()
     return _envelope(event.id, kind, conversation_id, recipients, html, data)
+
+
+# Now and then a write also drops events too old to be worth replaying: a tab away longer than
+# EVENT_RETENTION_DAYS reloads instead (see STREAM_REPLAY_LIMIT).
+PRUNE_CHANCE = 0.002
+
+
+def prune() -> int:
+    days = current_app.config["EVENT_RETENTION_DAYS"]
+    cutoff = utcnow() - timedelta(days=days)
+    result = db.session.execute(sa.delete(Event).where(Event.created_at < cutoff))
+    return result.rowcount
 
 
 def ephemeral(

@@ -83,6 +83,9 @@ class LocalBroker:
     def start(self) -> None:
         pass
 
+    def wait_ready(self, timeout: float) -> bool:
+        return True
+
     def publish(self, envelope: dict) -> None:
         self.hub.dispatch(envelope)
 
@@ -111,6 +114,11 @@ class RedisBroker:
             self._started = True
         thread = threading.Thread(target=self._listen_forever, name="chipper-pubsub", daemon=True)
         thread.start()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Whether the subscription is up; a stream waits for it before replaying, so nothing
+        committed between its replay and the first live event can slip through."""
+        return self.subscribed.wait(timeout)
 
     def publish(self, envelope: dict) -> None:
         import redis

@@ -2,6 +2,7 @@
 
 import queue
 import threading
+import time
 import uuid
 
 from flask import Response, current_app, request, stream_with_context
@@ -33,6 +34,8 @@ def stream():
     app = current_app._get_current_object()
     realtime = app.extensions["chipper.realtime"]
     realtime.broker.start()
+    # If Redis is away the stream still opens; it catches up once pub/sub is back.
+    realtime.broker.wait_ready(5.0)
     heartbeat = app.config["STREAM_HEARTBEAT"]
     replay_limit = app.config["STREAM_REPLAY_LIMIT"]
 
@@ -56,11 +59,15 @@ def stream():
                     replayed_up_to = delivered = envelope_id
             # Release the database connection before blocking for minutes.
             db.session.remove()
+            marked = time.monotonic()
             while True:
+                if time.monotonic() - marked >= heartbeat:
+                    # A busy stream never idles long enough for the heartbeat below.
+                    realtime.presence.refresh(user_id, stream_id)
+                    marked = time.monotonic()
                 try:
                     envelope = client.queue.get(timeout=heartbeat)
                 except queue.Empty:
-                    realtime.presence.refresh(user_id, stream_id)
                     yield ": heartbeat\n\n"
                     continue
                 if client.dropped:
