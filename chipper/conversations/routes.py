@@ -73,16 +73,9 @@ def new():
 def create():
     kind = form_value("type", "private")
     try:
-        user_ids = form_ids()
-        if kind == "private":
-            if len(user_ids) != 1:
-                raise Invalid("Choose exactly one person for a private message.", field="user_ids")
-            conversation, created = svc.start_private(current_user, user_ids[0])
-        elif kind == "group":
-            conversation = svc.create_group(current_user, form_value("name"), user_ids)
-            created = True
-        else:
-            raise Invalid("Choose a private message or a group chat.", field="type")
+        conversation, created = svc.start_conversation(
+            current_user, kind, form_value("name"), form_ids()
+        )
     except Invalid as error:
         if wants_json():
             return json_error(error.message, 422, error.field)

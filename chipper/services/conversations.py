@@ -147,6 +147,19 @@ def start_private(user: User, other_id: int) -> tuple[Conversation, bool]:
     return conversation, True
 
 
+def start_conversation(
+    user: User, kind: str, name: str | None, user_ids: list[int]
+) -> tuple[Conversation, bool]:
+    """A private message (exactly one other person) or a group chat. Returns (it, created)."""
+    if kind == "private":
+        if len(user_ids) != 1:
+            raise Invalid("Choose exactly one person for a private message.", field="user_ids")
+        return start_private(user, user_ids[0])
+    if kind == "group":
+        return create_group(user, name, user_ids), True
+    raise Invalid("Choose a private message or a group chat.", field="type")
+
+
 def clean_group_name(name: str | None) -> str:
     name = (name or "").strip()
     if not name:
