@@ -6,6 +6,8 @@ import functools
 import json
 import os
 import re
+import uuid
+from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -18,6 +20,7 @@ from chipper.extensions import db
 from chipper.models import User
 from chipper.services import conversations, messages
 from chipper.services.accounts import register_user
+from tests.realtime_support import RedisServer, Server, Visitor
 
 PASSWORD = "correct horse battery"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -267,3 +270,90 @@ def bob(make) -> int:
 @pytest.fixture
 def cara(make) -> int:
     return make.user("Cara")
+
+
+# Live servers: gunicorn the production way, a throwaway Redis, real SSE clients
+
+
+@pytest.fixture(scope="session")
+def redis_control(tmp_path_factory) -> Iterator[RedisServer]:
+    """A throwaway redis-server on a free port (never 6379), for the whole session."""
+    redis = RedisServer(tmp_path_factory.mktemp("redis"))
+    redis.start()
+    yield redis
+    redis.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(redis_control) -> str:
+    """The URL of the session's throwaway Redis."""
+    return redis_control.url
+
+
+@pytest.fixture
+def redis_restart(redis_control) -> Iterator[RedisServer]:
+    """The session's Redis for a test that stops and starts it (on the same port); running
+    again afterwards whatever the test did."""
+    yield redis_control
+    redis_control.start()
+
+
+@pytest.fixture(scope="session")
+def _stopping_servers() -> Iterator[list[Server]]:
+    """Servers told to quit by earlier tests: each takes about half a second to exit, so the
+    waiting is left to the end of the session instead of every test's teardown."""
+    servers: list[Server] = []
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def start_server(app, database_url, redis_server, tmp_path, _stopping_servers) -> Iterator:
+    """Starts gunicorn with gevent workers on a free port, on the test database; quits it after.
+
+    `start_server()` shares the session's Redis under a key prefix of this test's own, so two
+    servers started in one test share events; `start_server(redis=False)` is the embedded
+    default, and `flask_run=True` serves with the README's `flask run` instead. Extra keyword
+    arguments are environment variables.
+    """
+    prefix = f"chipper-test-{uuid.uuid4().hex[:12]}"
+    servers: list[Server] = []
+
+    def start(redis: bool = True, flask_run: bool = False, **env: str) -> Server:
+        env = {"DATABASE_URL": database_url, "UPLOAD_FOLDER": str(tmp_path / "uploads"), **env}
+        if redis:
+            env |= {"REDIS_URL": redis_server, "REDIS_PREFIX": prefix}
+        server = Server(env, tmp_path / f"server-{len(servers) + 1}.log", flask_run)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.quit()
+        _stopping_servers.append(server)
+        print(f"--- {server.base_url} log (tail) ---\n{server.log()}")
+
+
+@pytest.fixture
+def server(start_server) -> Server:
+    """One gunicorn worker sharing events through Redis."""
+    return start_server()
+
+
+@pytest.fixture
+def visit(request, make, start_server) -> Iterator:
+    """`visit(user_id, server=None)`: a new browser signed in to the server (default: the
+    `server` fixture's). Its streams and connections are closed after the test, before the
+    servers stop."""
+    visitors: list[Visitor] = []
+
+    def sign_in(user_id: int, server: Server | None = None) -> Visitor:
+        server = server or request.getfixturevalue("server")
+        visitor = Visitor(server.base_url, make.email(user_id), PASSWORD)
+        visitors.append(visitor)
+        return visitor
+
+    yield sign_in
+    for visitor in visitors:
+        visitor.close()

@@ -141,10 +141,11 @@ class RedisBroker:
             try:
                 pubsub.subscribe(self.channel)
                 self.subscribed.set()
+                # Also after the first subscribe: streams may have opened while Redis was away.
                 if not first:
                     log.info("pub/sub is back; streams catch up from the database")
-                    self.hub.resync()
                 first = False
+                self.hub.resync()
                 delay = 0.1
                 while True:
                     # A timeout lets the loop notice a dead connection instead of hanging.

@@ -34,19 +34,24 @@ def stream():
     app = current_app._get_current_object()
     realtime = app.extensions["chipper.realtime"]
     realtime.broker.start()
-    # If Redis is away the stream still opens; it catches up once pub/sub is back.
-    realtime.broker.wait_ready(5.0)
+    # A stream without a resume point starts from now, never from the user's whole history.
+    start_from = resume if resume is not None else events.latest_id(user_id)
     heartbeat = app.config["STREAM_HEARTBEAT"]
     replay_limit = app.config["STREAM_REPLAY_LIMIT"]
 
     def generate():
         client = realtime.hub.register(user_id)
         stream_id = uuid.uuid4().hex
-        replayed_up_to = resume or 0
-        delivered = resume or 0
+        replayed_up_to = start_from
+        delivered = start_from
         try:
             # Bytes at once, so proxies and EventSource see an open stream straight away.
             yield ": connected\nretry: 2000\n\n"
+            db.session.remove()
+            # Replay only once the subscription is up, so nothing committed between the replay
+            # and the first live event slips through. If Redis is away the stream stays open
+            # and catches up when pub/sub is back (the hub resyncs every stream then).
+            realtime.broker.wait_ready(5.0)
             if realtime.presence.connect(user_id, stream_id):
                 _announce_presence(user_id, True)
             if resume is not None:

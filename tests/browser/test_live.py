@@ -1,0 +1,266 @@
+"""Live updates in two real browsers: what A does shows up on B's open page without a reload.
+
+Every page gets an init script that notes when its event stream is open and which events
+reached it, so a test can wait for "B is listening" or "A got its own broadcast" instead of
+sleeping. The same-document flag of test_journey.py proves that nothing reloaded.
+
+wait_for_function gets arrow functions only: Playwright evaluates those once, while a bare
+expression is eval'ed again at every poll, which the pages' CSP (no 'unsafe-eval') refuses.
+"""
+
+import re
+import time
+
+import pytest
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.browser
+
+MARK_PAGE = "window.__sameDocument = true"
+SAME_PAGE = "window.__sameDocument === true"
+# Runs before the page's own scripts on every document the page loads.
+WATCH_STREAM = """
+window.__streamOpen = false;
+window.__events = [];
+document.addEventListener("htmx:sseOpen", () => { window.__streamOpen = true; });
+document.addEventListener("htmx:sseBeforeMessage", (e) => { window.__events.push(e.detail.type); });
+"""
+STREAM_OPEN = "window.__streamOpen === true"
+ONLINE = re.compile(r"\bonline\b")
+MINE = re.compile(r"\bmine\b")
+
+
+def person(browse, make, user_id: int, path: str | None = None) -> Page:
+    """A browser signed in as the user, on `path` (default: the conversation list), listening."""
+    page = browse.page()
+    page.add_init_script(WATCH_STREAM)
+    browse.log_in(page, make.email(user_id))
+    if path:
+        page.goto(path)
+    page.wait_for_function(f"() => {STREAM_OPEN}")
+    page.evaluate(MARK_PAGE)
+    return page
+
+
+def got_event(page: Page, kind: str, times: int = 1) -> None:
+    """Waits until the page's stream has delivered `times` events of that kind."""
+    page.wait_for_function(
+        "([kind, times]) => window.__events.filter((k) => k === kind).length >= times",
+        arg=[kind, times],
+    )
+
+
+def message_box(page: Page):
+    return page.get_by_label("Message", exact=True)
+
+
+def send(page: Page, text: str) -> None:
+    message_box(page).fill(text)
+    with page.expect_response(lambda r: r.request.method == "POST" and r.status == 201):
+        page.locator("#composer").get_by_role("button", name="Send").click()
+
+
+def messages_with(page: Page, text: str):
+    return page.locator("#messages .message").filter(has_text=text)
+
+
+def assert_no_reload(*pages: Page) -> None:
+    for page in pages:
+        assert page.evaluate(SAME_PAGE), f"{page.url} reloaded instead of updating in place"
+
+
+def test_a_message_and_its_deletion_reach_the_open_page_once(browse, make):
+    alice, bea = make.user("Alice Adams"), make.user("Bea Baker")
+    conversation_id = make.private(alice, bea)
+    path = f"/conversations/{conversation_id}"
+    a = person(browse, make, alice, path)
+    b = person(browse, make, bea, path)
+
+    text = "Are you coming to the gig tonight?"
+    send(a, text)
+    on_a, on_b = messages_with(a, text), messages_with(b, text)
+    expect(on_b).to_have_count(1)
+    expect(on_b.locator(".author")).to_have_text("Alice Adams")
+    expect(on_b).not_to_have_class(MINE)
+    expect(on_a).to_have_count(1)
+    expect(on_a).to_have_class(MINE)
+    message_id = on_a.get_attribute("id")
+    expect(on_b).to_have_id(message_id)
+
+    # A's page got both copies, the POST answer (awaited in send) and the broadcast: still one.
+    got_event(a, f"message-created-{conversation_id}")
+    a.wait_for_timeout(1000)
+    expect(on_a).to_have_count(1)
+    expect(on_b).to_have_count(1)
+    assert_no_reload(a, b)
+
+    # Usually the broadcast beats the POST answer; hold the answer back so that this order
+    # is certain once, and the answer's copy must replace the broadcast's.
+    held = []
+    a.route(
+        re.compile(rf"/conversations/{conversation_id}/messages$"),
+        lambda route: held.append((route, route.fetch())),
+    )
+    second = "Doors open at eight."
+    message_box(a).fill(second)
+    a.locator("#composer").get_by_role("button", name="Send").click()
+    got_event(a, f"message-created-{conversation_id}", times=2)
+    expect(messages_with(a, second)).to_have_count(1)
+    # The handler gets the answer a moment after the broadcast; it runs while we wait here.
+    deadline = time.monotonic() + 5
+    while not held and time.monotonic() < deadline:
+        a.wait_for_timeout(50)
+    assert len(held) == 1, "the POST answer was not held back"
+    route, response = held[0]
+    with a.expect_response(lambda r: r.request.method == "POST" and r.status == 201):
+        route.fulfill(response=response)
+    expect(message_box(a)).to_have_value("")  # the answer's fresh composer is in
+    a.wait_for_timeout(500)
+    expect(messages_with(a, second)).to_have_count(1)
+    expect(messages_with(a, second)).to_have_class(MINE)
+    expect(messages_with(b, second)).to_have_count(1)
+    expect(a.locator("#messages .message")).to_have_count(2)
+    a.unroute_all()
+    assert_no_reload(a, b)
+
+    a.once("dialog", lambda dialog: dialog.accept())
+    a.locator(f"#{message_id}").get_by_role("button", name="Delete this message").click()
+    deleted_on_b = b.locator(f"#{message_id}")
+    expect(deleted_on_b).to_have_class(re.compile(r"\bdeleted\b"))
+    expect(deleted_on_b.locator(".body")).to_have_text("Message deleted")
+    expect(b.locator("#messages .message")).to_have_count(2)
+    expect(a.locator(f"#{message_id} .body")).to_have_text("Message deleted")
+    got_event(a, f"message-deleted-{conversation_id}")
+    expect(a.locator("#messages .message")).to_have_count(2)
+    assert_no_reload(a, b)
+
+    assert browse.errors == []
+
+
+def test_typing_shows_then_fades_or_clears_when_the_message_arrives(browse, make):
+    alice, bea = make.user("Alice Adams"), make.user("Bea Baker")
+    conversation_id = make.private(alice, bea)
+    path = f"/conversations/{conversation_id}"
+    a = person(browse, make, alice, path)
+    b = person(browse, make, bea, path)
+    typing = b.locator("#typing")
+    notice = typing.locator(".typing")
+
+    message_box(a).fill("Running a bit")
+    expect(notice).to_have_text("Alice Adams is typing…")
+    expect(notice).to_be_visible()
+    seen = time.monotonic()
+    # Nobody types on: the notice expires by itself (a CSS animation hides it).
+    expect(notice).to_be_hidden(timeout=10_000)
+    shown_for = time.monotonic() - seen
+    assert shown_for > 2, f"the typing notice vanished after only {shown_for:.1f} s"
+
+    # Typing again (the 3 s throttle is long over) shows it again; the message clears it.
+    message_box(a).fill("Running a bit late, sorry!")
+    expect(notice).to_be_visible()
+    send(a, "Running a bit late, sorry!")
+    expect(messages_with(b, "Running a bit late, sorry!")).to_have_count(1)
+    expect(typing).to_be_empty()
+    assert_no_reload(a, b)
+
+    assert browse.errors == []
+
+
+def test_the_conversation_list_reorders_and_counts_unread(browse, make):
+    alice, bea = make.user("Alice Adams"), make.user("Bea Baker")
+    private = make.private(alice, bea)
+    group = make.group(alice, [bea], name="Book club")
+    make.message(alice, group, "Chapter 3 for Friday")
+    a = person(browse, make, alice, f"/conversations/{private}")
+    b = person(browse, make, bea)
+
+    rows = b.locator("#conversation-list > li")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0)).to_have_id(f"conversation-{group}")
+    expect(rows.nth(1)).to_have_id(f"conversation-{private}")
+    expect(rows.nth(1).locator(".badge")).to_have_count(0)
+    nav_badge = b.locator("#nav-unread")
+    expect(nav_badge).to_have_text("1 unread")
+
+    send(a, "Are you free tomorrow?")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0)).to_have_id(f"conversation-{private}")
+    expect(rows.nth(0)).to_have_class(re.compile(r"\bunread\b"))
+    expect(rows.nth(0).locator(".badge")).to_have_text("1 unread")
+    expect(rows.nth(0).locator(".preview")).to_have_text("Are you free tomorrow?")
+    expect(rows.nth(1)).to_have_id(f"conversation-{group}")
+    expect(nav_badge).to_have_text("2 unread")
+    assert_no_reload(b)
+
+    assert browse.errors == []
+
+
+def test_group_rename_and_removal_reach_the_member_page(browse, make):
+    alice, bea, cara = make.user("Alice Adams"), make.user("Bea Baker"), make.user("Cara Cole")
+    group = make.group(alice, [bea, cara], name="Book club")
+    path = f"/conversations/{group}"
+    a = person(browse, make, alice, path)
+    b = person(browse, make, bea, path)
+    expect(b.get_by_role("heading", name="Book club", level=1)).to_be_visible()
+
+    # A's header is swapped twice per change (the POST answer, then the broadcast's refetch):
+    # count the swaps so the members panel is opened only once both are done.
+    a.evaluate(
+        """() => {
+          window.__headerSwaps = 0;
+          document.addEventListener("htmx:afterSwap", (e) => {
+            if (e.target.id === "conversation-header") window.__headerSwaps += 1;
+          });
+        }"""
+    )
+    header = a.locator("#conversation-header")
+    header.locator("summary").click()
+    header.get_by_label("Group name").fill("Reading circle")
+    header.get_by_role("button", name="Rename").click()
+    expect(b.get_by_role("heading", name="Reading circle", level=1)).to_be_visible()
+    expect(a.get_by_role("heading", name="Reading circle", level=1)).to_be_visible()
+    a.wait_for_function("() => window.__headerSwaps >= 2")
+    assert_no_reload(a, b)
+
+    header.locator("summary").click()
+    a.once("dialog", lambda dialog: dialog.accept())
+    header.get_by_role("button", name="Remove Bea Baker").click()
+    expect(b.locator("#conversation-status")).to_have_text(
+        re.compile(r"^\s*You were removed from this conversation\.")
+    )
+    expect(b.locator("#composer")).to_be_hidden()
+    expect(header.locator("summary")).to_have_text("2 members")
+
+    # B is off the conversation's events at once: A's next message does not reach B.
+    send(a, "Welcome to the new name")
+    got_event(a, f"message-created-{group}")
+    a.wait_for_timeout(300)
+    expect(messages_with(b, "Welcome to the new name")).to_have_count(0)
+    assert_no_reload(a, b)
+
+    assert browse.errors == []
+
+
+def test_presence_shows_who_is_online(browse, make, app):
+    # Streams notice a closed tab at their next heartbeat: make that quick for the offline part.
+    app.config["STREAM_HEARTBEAT"] = 1.0
+    alice, bea = make.user("Alice Adams"), make.user("Bea Baker")
+    group = make.group(bea, [alice], name="Climbing")
+    b = person(browse, make, bea, f"/conversations/{group}")
+    alice_marks = b.locator(f'[data-presence="{alice}"]')
+    expect(alice_marks).to_have_count(2)  # her avatar and the "online" label in the panel
+    for mark in alice_marks.all():
+        expect(mark).not_to_have_class(ONLINE)
+
+    a = person(browse, make, alice)  # any page: here the conversation list
+    for mark in alice_marks.all():
+        expect(mark).to_have_class(ONLINE)
+    assert_no_reload(b)
+
+    # A closes her only tab: after the grace period she is shown offline again.
+    a.context.close()
+    for mark in alice_marks.all():
+        expect(mark).not_to_have_class(ONLINE, timeout=15_000)
+    assert_no_reload(b)
+
+    assert browse.errors == []
