@@ -104,6 +104,7 @@ def app(_schema, database_url, tmp_path):
     with app.app_context():
         _empty_tables()
     yield app
+    app.extensions["chipper.realtime"].close()
     with app.app_context():
         db.session.remove()
         db.engine.dispose()

@@ -4,7 +4,7 @@ This package is the only code that touches pub/sub. Services record events with 
 (`events.record`), then publish them after the commit (`events.publish`).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Blueprint, Flask, g, request
 from flask_login import current_user
@@ -20,6 +20,16 @@ class Realtime:
     hub: Hub
     broker: LocalBroker | RedisBroker
     presence: LocalPresence | RedisPresence
+    # Pending "went offline?" checks, so shutting down can cancel them.
+    timers: set = field(default_factory=set)
+    closed: bool = False
+
+    def close(self) -> None:
+        """Cancels pending presence checks (they would open database connections later)."""
+        self.closed = True
+        for timer in list(self.timers):
+            timer.cancel()
+        self.timers.clear()
 
 
 def init_app(app: Flask) -> None:

@@ -130,12 +130,17 @@ OFFLINE_GRACE = 4.0
 
 
 def _schedule_offline_check(app, user_id: int) -> None:
+    realtime = app.extensions["chipper.realtime"]
+    if realtime.closed:
+        return
+
     def check():
+        realtime.timers.discard(timer)
         with app.app_context():
-            realtime = app.extensions["chipper.realtime"]
             if user_id not in realtime.presence.online([user_id]):
                 _announce_presence(user_id, False)
 
     timer = threading.Timer(OFFLINE_GRACE, check)
     timer.daemon = True
+    realtime.timers.add(timer)
     timer.start()
