@@ -646,3 +646,28 @@ def test_gunicorn_refuses_two_workers_without_redis(database_url, tmp_path):
     result = refused.run()
     assert result.returncode != 0
     assert "Set REDIS_URL to run more than one worker" in result.stdout + result.stderr
+
+
+def test_old_events_are_pruned_with_their_recipients(app, make):
+    """A week-old event is no longer kept for replay; newer ones stay."""
+    import sqlalchemy as sa
+
+    from chipper.extensions import db
+    from chipper.models import Event, EventRecipient, utcnow
+    from chipper.realtime import events
+
+    ada, bob = make.user("Ada"), make.user("Bob")
+    conversation = make.private(ada, bob)
+    make.message(ada, conversation, "old")
+    with app.app_context():
+        old = utcnow().replace(year=utcnow().year - 1)
+        db.session.execute(sa.update(Event).values(created_at=old))
+        db.session.commit()
+    make.message(bob, conversation, "new")
+    with app.app_context():
+        assert events.prune() == 2  # conversation-created and the old message
+        db.session.commit()
+        kinds = db.session.scalars(sa.select(Event.kind)).all()
+        assert kinds == ["message-created"]
+        recipients = db.session.scalar(sa.select(sa.func.count()).select_from(EventRecipient))
+        assert recipients == 2
