@@ -16,6 +16,9 @@ keepalive = 5
 graceful_timeout = 10
 timeout = 60
 accesslog = os.environ.get("ACCESS_LOG") or None
+# gunicorn 27 puts every instance's control socket at one path in $HOME, so two servers on one
+# host take it from each other; Chipper does not use it.
+control_socket_disable = True
 
 
 def on_starting(server):
