@@ -26,7 +26,7 @@ What it does, in order:
    parsing) opens N streams (GET /stream, one per user), waits for every `: connected`, and
    timestamps every `message-created` frame it reads.
 6. Measures the workers' RSS again with N idle streams open: memory per idle stream =
-   delta / N.
+   delta / N; then the workers' CPU with every stream idle for --idle-window s (heartbeats).
 7. Probe phase (all stream slots held): GET /conversations, GET /conversations/<id> and
    POST /conversations/<id>/messages, each open-loop at --probe-rate per second for
    --probe-duration seconds; p50/p99 latency.
@@ -35,17 +35,28 @@ What it does, in order:
    advance and each request fires at its time whatever the earlier ones are doing (no
    coordinated omission). The message body carries the *scheduled* send time
    (time.time_ns(): same host, same clock), so a late load generator or a slow server both
-   count against latency. Conversations take turns; the sender is a member, taking turns too.
-9. Drains, then reports: messages sent, deliveries expected (for each message, the members
-   with an open stream at its send time; the sender's own tabs included) vs delivered
-   (de-duplicated; duplicates reported), p50/p90/p99/p99.9/max send->delivery latency, POST
-   latency during fan-out, memory per idle stream, probe latencies, CPU used by each process
-   (gunicorn workers, redis, the two load-generator processes), and how many users Redis still
-   shows online (each stream should keep its presence mark alive while it is open).
+   count against latency. Conversations take turns; the sender is a member, taking turns too,
+   over its own keep-alive connection (as its browser would).
+9. Drains, then reports: messages sent, deliveries expected (for each message answered 201,
+   the members with an open stream at its send time; the sender's own tab included) vs
+   delivered (de-duplicated; duplicates reported), p50/p90/p99/p99.9/max send->delivery
+   latency, POST latency during fan-out, server CPU per message, memory per idle stream, probe
+   latencies, CPU used by each process (gunicorn workers, redis, the two load-generator
+   processes, PostgreSQL if local) and by the rest of the machine, how many users Redis still
+   shows online (each stream keeps its presence mark alive while it is open), and tracebacks
+   and failed publishes in the gunicorn log.
 
 It prints a table and rewrites this scenario's section of bench/RESULTS.md (sections of other
-scenarios are kept). Options: --help. Benchmark-only dependencies: none beyond the app's (the
-load generator uses the standard library; redis-py for the readiness check).
+scenarios, and any text outside the sections, are kept).
+
+This is a 2-core box, load generator included: another job running at the same time skews
+every latency. --wait-quiet S waits (up to S s) for the rest of the machine to go quiet before
+starting, and a run during which the rest of the machine used more than NOISE_LIMIT % of a core
+is flagged in its table. RLIMIT_NOFILE is raised to its hard limit here (gunicorn and Redis
+inherit it) and in the stream process. gunicorn and Redis die with this script.
+
+Dependencies: none beyond the app's and its test extras (asyncio and raw sockets for the load;
+httpx and redis-py for readiness checks; psycopg for --database-url). Options: --help.
 """
 
 from __future__ import annotations
@@ -78,7 +89,7 @@ USER_AGENT = "chipper-bench/1"
 HOST = "127.0.0.1"
 TOKEN = re.compile(rb"b:(\d{19}):(\d+)")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-NOISE_LIMIT = 25  # % of one core used by other processes above which a run is flagged
+NOISE_LIMIT = 25  # % of one core used by the rest of the machine above which a run is flagged
 
 SCENARIOS = {
     # name: (streams, conversations, rate, duration, targets)
@@ -800,8 +811,27 @@ def busy_ticks() -> int:
     return sum(v) - v[3] - v[4]  # minus idle and iowait
 
 
-def pids_cpu(pids: dict[str, int]) -> dict[str, int]:
-    out = {name: cpu_ticks(pid) for name, pid in pids.items()}
+def postgres_pids() -> list[int]:
+    """The local PostgreSQL server's processes (its backends serve the app)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as f:
+                    if f.read().strip() == "postgres":
+                        out.append(int(entry))
+            except OSError:
+                pass
+    return out
+
+
+def pids_cpu(pids: dict[str, int | None]) -> dict[str, int]:
+    """CPU ticks per named process; the name "postgresql" (value None) sums the local
+    PostgreSQL server's processes."""
+    out = {
+        name: sum(cpu_ticks(p) for p in postgres_pids()) if pid is None else cpu_ticks(pid)
+        for name, pid in pids.items()
+    }
     out["all"] = busy_ticks()
     return out
 
@@ -811,9 +841,9 @@ def cpu_percent(before: dict, after: dict, seconds: float) -> dict:
     used: another job on the box would skew every number."""
     if seconds <= 0:
         return {}
-    pct = {n: 100.0 * (after[n] - before[n]) / CLK_TCK / seconds for n in before}
+    pct = {n: max(0.0, 100.0 * (after[n] - before[n]) / CLK_TCK / seconds) for n in before}
     total = pct.pop("all")
-    pct["other processes"] = max(0.0, total - sum(pct.values()))
+    pct["rest of the machine"] = max(0.0, total - sum(pct.values()))
     return pct
 
 
@@ -982,6 +1012,10 @@ def run(args) -> dict:
             "streams (client)": stream_proc.pid,
             "sender (client)": os.getpid(),
         }
+        if bench.dialect == "postgresql" and any(
+            h in bench.base_db_url for h in (HOST, "localhost")
+        ):
+            pids["postgresql"] = None
 
         t_open = time.time()
         cpu_a = pids_cpu(pids)
@@ -1284,10 +1318,10 @@ def report(args, r) -> tuple[str, str]:
         ),
     ]
     table = "\n".join(["| metric | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
-    noise = max(r[k].get("other processes", 0) for k in ("cpu_probe", "cpu_fan") if r[k])
+    noise = max(r[k].get("rest of the machine", 0) for k in ("cpu_probe", "cpu_fan") if r[k])
     if noise > NOISE_LIMIT:
         table += (
-            f"\n\n**Warning:** other processes on this machine used up to {noise:.0f} % of a core "
+            f"\n\n**Warning:** the rest of the machine used up to {noise:.0f} % of a core "
             "during the measurements: this run's latencies are not representative."
         )
     vtable = "\n".join(
@@ -1478,6 +1512,8 @@ def main(argv=None):
             f"{args.rate:g} messages/s, {args.duration:g} s, {db}"
         )
         key = args.name or f"{args.streams}s-{args.conversations}c-{args.rate:g}r-{r['dialect']}"
+    if args.name:
+        title += f" [{args.name}]"
     redis_version = subprocess.run(
         ["redis-server", "--version"], capture_output=True, text=True
     ).stdout.split()[2][2:]
