@@ -26,3 +26,14 @@ def on_starting(server):
     # miss live updates.
     if server.cfg.workers > 1 and not os.environ.get("REDIS_URL"):
         raise SystemExit("Set REDIS_URL to run more than one worker (or WEB_CONCURRENCY=1).")
+
+
+def post_worker_init(worker):
+    # A full (oldest generation) garbage collection walks every object of every open stream,
+    # about 150 each: with 2,500 streams in a worker that paused it for 90 to 340 ms
+    # (bench/RESULTS.md). Freeze what the app loaded at start, and collect the old
+    # generations far less often; streams make little cyclic garbage.
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)

@@ -34,6 +34,9 @@ class User(UserMixin, Timestamps, db.Model):
     # Stored lower-cased, so the unique constraint is case-insensitive on every database.
     email: Mapped[str] = mapped_column(sa.String(254), unique=True)
     password_hash: Mapped[str] = mapped_column("password", sa.String(255))
+    # The number of stored events addressed to this user so far: each event takes the next
+    # number (EventRecipient.seq), so a stream can tell exactly what it has not seen yet.
+    event_seq: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
@@ -175,7 +178,7 @@ class Event(db.Model):
     """A change that streams deliver, stored in the same transaction as the change itself.
 
     Live streams get it through pub/sub after the commit; a stream that reconnects replays the
-    ones it missed from this table (`id` > Last-Event-ID), so nothing is lost in between.
+    ones it missed from this table, so nothing is lost in between.
     """
 
     __tablename__ = "events"
@@ -195,15 +198,17 @@ class Event(db.Model):
 
 
 class EventRecipient(db.Model):
-    """Who an event is for, named explicitly when it is recorded."""
+    """Who an event is for, named explicitly when it is recorded, and its place in that
+    user's sequence: 1, 2, 3... with no gaps, in commit order (the user's row is locked while
+    a number is taken). It is the SSE id, so a stream resuming after N replays N+1 onwards,
+    and a live event that arrives ahead of an earlier one is held until the gap is filled."""
 
     __tablename__ = "event_recipients"
-    # The primary key (user_id, event_id) serves replay; this one serves deleting old events.
+    # The primary key (user_id, seq) serves replay; this index serves deleting old events.
     __table_args__ = (sa.Index("ix_event_recipients_event_id", "event_id"),)
 
     user_id: Mapped[int] = mapped_column(
         sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
-    event_id: Mapped[int] = mapped_column(
-        EventId, sa.ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
-    )
+    seq: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    event_id: Mapped[int] = mapped_column(EventId, sa.ForeignKey("events.id", ondelete="CASCADE"))

@@ -322,9 +322,14 @@ def start_server(app, database_url, redis_server, tmp_path, _stopping_servers) -
     servers: list[Server] = []
 
     def start(redis: bool = True, flask_run: bool = False, **env: str) -> Server:
-        env = {"DATABASE_URL": database_url, "UPLOAD_FOLDER": str(tmp_path / "uploads"), **env}
-        if redis:
-            env |= {"REDIS_URL": redis_server, "REDIS_PREFIX": prefix}
+        shared = {"REDIS_URL": redis_server, "REDIS_PREFIX": prefix} if redis else {}
+        # Extra variables win: a test may give one server another Redis user, say.
+        env = {
+            "DATABASE_URL": database_url,
+            "UPLOAD_FOLDER": str(tmp_path / "uploads"),
+            **shared,
+            **env,
+        }
         server = Server(env, tmp_path / f"server-{len(servers) + 1}.log", flask_run)
         servers.append(server)
         return server.start()

@@ -104,6 +104,34 @@ def test_downgrade_to_base_removes_every_table(fresh_app):
     assert table_names(fresh_app) == {"alembic_version"}
 
 
+def test_upgrade_from_global_event_ids_keeps_users_and_drops_the_replay_buffer(fresh_app):
+    """0003 numbers events per user; stored events were only a replay buffer, so they go."""
+    assert flask(fresh_app, "db", "upgrade", "0002").exit_code == 0
+    with fresh_app.app_context(), db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO users (id, name, email, password, created_at, updated_at) "
+                "VALUES (1, 'Ada', 'ada@example.com', 'x', :now, :now)"
+            ),
+            {"now": "2026-11-01 10:00:00"},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO events (id, kind, payload, created_at) "
+                "VALUES (7, 'read', '{}', '2026-11-01 10:00:00')"
+            )
+        )
+        conn.execute(sa.text("INSERT INTO event_recipients (user_id, event_id) VALUES (1, 7)"))
+    result = flask(fresh_app, "db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert schema_diff(fresh_app) == []
+    with fresh_app.app_context():
+        user = db.session.get(User, 1)
+        assert (user.email, user.event_seq) == ("ada@example.com", 0)
+        assert db.session.scalar(sa.text("SELECT count(*) FROM events")) == 0
+    assert flask(fresh_app, "db", "downgrade", "0002").exit_code == 0
+
+
 # seed-demo
 
 

@@ -7,9 +7,12 @@ queue per stream, so whatever was published before has been delivered by then.
 """
 
 import html
+import queue
 import re
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,6 +23,7 @@ from markupsafe import escape
 
 from chipper.realtime import events
 from chipper.realtime.hub import Hub
+from chipper.realtime.routes import InOrder
 from tests.realtime_support import Comment, Server, Stream, Visitor, wait_for
 
 OFFLINE_GRACE = 4.0  # chipper.realtime.routes: presence waits this long before "offline"
@@ -72,7 +76,7 @@ def stored_ids(stream: Stream) -> set[str]:
 
 def sync(sender: Visitor, conversation_id: int, *streams: Stream) -> str:
     """Sends a message and waits until it reached every stream (HTML or JSON); returns its
-    event id."""
+    event id on the last of them (each user numbers their events on their own)."""
     message = sender.send(conversation_id, "sync")
 
     def arrived(event) -> bool:
@@ -80,9 +84,8 @@ def sync(sender: Visitor, conversation_id: int, *streams: Stream) -> str:
             event.name == "message-created" and event.json()["id"] == message["id"]
         )
 
-    ids = {wait_for(s, arrived).id for s in streams}
-    assert len(ids) == 1
-    return ids.pop()
+    ids = [wait_for(s, arrived).id for s in streams]
+    return ids[-1]
 
 
 def assert_only(stream: Stream, event_id: str) -> None:
@@ -154,6 +157,7 @@ def test_message_created_reaches_participants_only(scene, people):
         assert f'data-author-id="{people.ada}"' in event.data
         assert event.id.isdigit()
         wait_for(tab, named("conversations-changed", str(scene.group)))
+    ada_event = wait_for(ada_tab, created(scene.group, message["id"]))
     # The others' unread badge counts up; the author's own message is not unread for her.
     event = wait_for(bob_tab, named("unread-changed"))
     assert frames_of(bob_tab, event.id) == [
@@ -162,7 +166,7 @@ def test_message_created_reaches_participants_only(scene, people):
         "unread-changed",
     ]
     sync_id = sync(scene.ada, scene.side, ada_tab, cara_tab)
-    assert frames_of(ada_tab, event.id) == [
+    assert frames_of(ada_tab, ada_event.id) == [
         f"message-created-{scene.group}",
         "conversations-changed",
     ]
@@ -186,8 +190,9 @@ def test_message_deleted_reaches_participants_only(scene, people):
         "conversations-changed",
         "unread-changed",
     ]
+    ada_event = wait_for(ada_tab, named(f"message-deleted-{scene.group}"))
     assert_only(cara_tab, sync(scene.ada, scene.side, ada_tab, cara_tab))
-    assert frames_of(ada_tab, event.id) == [
+    assert frames_of(ada_tab, ada_event.id) == [
         f"message-deleted-{scene.group}",
         "conversations-changed",
     ]
@@ -243,14 +248,15 @@ def test_removed_member_is_told_and_stops_receiving_at_once(scene, people, make,
         "unread-changed",
     ]
     for tab in (ada_tab, dan_tab):
-        update = wait_for(tab, named(f"conversation-updated-{scene.group}"))
-        assert int(update.id) > int(event.id)
+        wait_for(tab, named(f"conversation-updated-{scene.group}"))
     # The already open stream of the one who is out gets nothing more from the group.
     later = scene.ada.send(scene.group, "after Bob went")
     wait_for(dan_tab, created(scene.group, later["id"]))
     sync_id = sync(scene.ada, make.private(people.ada, people.bob), bob_tab)
     assert not [e for e in bob_tab.events if e.name.endswith(f"-{scene.group}") and e is not event]
-    assert stored_ids(bob_tab) == {event.id, sync_id}
+    # Besides the removal and the sync message, only the new private chat's creation.
+    others = stored_ids(bob_tab) - {event.id, sync_id}
+    assert all(frames_of(bob_tab, i) == ["conversations-changed"] for i in others)
     assert_only(cara_tab, sync(scene.ada, scene.side, cara_tab))
 
 
@@ -268,7 +274,10 @@ def test_read_updates_the_readers_other_tabs_only(scene, people):
     wait_for(reading_tab, lambda e: e.id == read.id)
     assert scene.bob.request("GET", "/conversations/unread").json() == {"unread": 0}
     sync(scene.bob, scene.group, ada_tab)
-    assert read.id not in stored_ids(ada_tab)
+    # Ada got Bob's message, not his read receipt: every stored event on her tab is a message.
+    assert all(
+        frames_of(ada_tab, i)[0] == f"message-created-{scene.group}" for i in stored_ids(ada_tab)
+    ), ada_tab.describe()
     assert_only(cara_tab, sync(scene.ada, scene.side, cara_tab))
 
 
@@ -450,6 +459,158 @@ def test_messages_sent_while_reconnecting_arrive_once_in_order(make, people, vis
     assert message_ids(tab, group) == [*sent, final]
 
 
+# Each user's events are numbered 1, 2, 3... and delivered in that order
+
+
+def test_in_order_holds_an_early_event_until_the_one_before_it_arrives():
+    order = InOrder(last=4, known=4)
+    assert order.live(6, {"n": 6}) == []  # 5 is still on its way
+    assert order.gap_age() is not None
+    assert order.live(7, {"n": 7}) == []
+    assert [seq for seq, _ in order.live(5, {"n": 5})] == [5, 6, 7]
+    assert order.gap_age() is None
+    assert order.live(6, {"n": 6}) == []  # a repeat is never sent twice
+    # A catch-up from the database fills a gap and skips what was sent already.
+    assert order.live(9, {"n": 9}) == []
+    rows = [(seq, {"n": seq}) for seq in (7, 8, 9)]
+    assert order.replay_is_whole(rows)
+    assert [seq for seq, _ in order.replayed(rows)] == [8, 9]
+    assert (order.last, order.gap_age()) == (9, None)
+    # Stored rows that start after a hole (pruned) or none when some are known: reload.
+    assert not order.replay_is_whole([(12, {})])
+    order.live(11, {})
+    assert not order.replay_is_whole([])
+
+
+def test_sequences_have_no_gaps_or_repeats_under_concurrent_writes(app, make, login_client):
+    """Senders in three conversations with Bob, while the group's creator removes and re-adds
+    a member (two events in one transaction): every request succeeds, and each user's numbers
+    are exactly 1..n (a repeat would break the primary key, a deadlock would be a 500)."""
+    import sqlalchemy as sa
+
+    from chipper.extensions import db
+    from chipper.models import EventRecipient, User
+
+    ada, bob, cara, dan = (make.user(n) for n in ("Ada", "Bob", "Cara", "Dan"))
+    group = make.group(ada, [bob, cara, dan], "Team")
+    chats = {cara: make.private(cara, bob), dan: make.private(dan, bob)}
+    clients = {uid: login_client(uid) for uid in (ada, cara, dan)}
+    statuses, start = [], threading.Barrier(4, timeout=10)
+    json = {"Accept": "application/json"}
+
+    def send(uid, conversation_id):
+        start.wait()
+        for n in range(15):
+            response = clients[uid].post(
+                f"/conversations/{conversation_id}/messages", data={"body": f"{n}"}, headers=json
+            )
+            statuses.append(response.status_code)
+
+    def churn():
+        start.wait()
+        for _ in range(6):
+            for method, path, body in (
+                ("DELETE", f"/conversations/{group}/participants/{cara}", None),
+                ("POST", f"/conversations/{group}/participants", {"user_ids": [cara]}),
+            ):
+                response = clients[ada].open(path, method=method, json=body, headers=json)
+                statuses.append(response.status_code)
+
+    threads = [
+        threading.Thread(target=send, args=(ada, group)),
+        threading.Thread(target=send, args=(cara, chats[cara])),
+        threading.Thread(target=send, args=(dan, chats[dan])),
+        threading.Thread(target=churn),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(set(statuses)) <= [200, 201, 204], statuses
+    assert len(statuses) == 45 + 12
+
+    counts = {}
+    with app.app_context():
+        for uid in (ada, bob, cara, dan):
+            seqs = db.session.scalars(
+                sa.select(EventRecipient.seq)
+                .where(EventRecipient.user_id == uid)
+                .order_by(EventRecipient.seq)
+            ).all()
+            assert seqs == list(range(1, len(seqs) + 1))
+            assert db.session.get(User, uid).event_seq == len(seqs)
+            counts[uid] = len(seqs)
+    # Bob: the three conversations' creation, 45 messages, 12 member changes in the group.
+    assert counts[bob] == 3 + 45 + 12
+
+
+def test_stream_resuming_past_the_users_latest_event_is_told_to_reload(people, visit):
+    """A page from before a database reset must not skip everything up to its old number."""
+    tab = visit(people.bob).stream(headers={"Last-Event-ID": "500"})
+    event = wait_for(tab, named("reload"))
+    assert "history changed" in event.data
+
+
+@pytest.fixture
+def redis_user(redis_server) -> Iterator[tuple[str, redis.Redis]]:
+    """A Redis URL with a user of its own, whose PUBLISH rights a test can take away (ACL):
+    publishing then fails while Redis itself stays up, as under a timeout or a failover."""
+    admin = redis.Redis.from_url(redis_server)
+    name = f"chipper-{uuid.uuid4().hex[:8]}"
+    admin.execute_command("ACL", "SETUSER", name, "on", ">pw", "~*", "&*", "+@all")
+    yield redis_server.replace("redis://", f"redis://{name}:pw@"), name, admin
+    admin.execute_command("ACL", "DELUSER", name)
+    admin.close()
+
+
+def test_a_failed_publish_is_retried_and_reaches_other_processes(
+    make, people, visit, start_server, redis_user
+):
+    url, name, admin = redis_user
+    first, second = start_server(REDIS_URL=url), start_server()
+    group = make.group(people.ada, [people.bob], "Team")
+    ada, bob = visit(people.ada, first), visit(people.bob, second)
+    tab = bob.stream()
+    tab.wait(lambda items: Comment("connected") in items, 5, "the stream to open")
+
+    admin.execute_command("ACL", "SETUSER", name, "-publish")
+    message = ada.send(group, "held back")  # committed: the sender is not told it failed
+    time.sleep(1.5)
+    assert message_ids(tab, group) == [], tab.describe()
+    admin.execute_command("ACL", "SETUSER", name, "+publish")
+    wait_for(tab, created(group, message["id"]))
+    assert "could not publish message-created; will retry" in first.log()
+    assert message_ids(tab, group) == [message["id"]]
+
+
+def test_an_event_that_never_came_live_is_read_back_in_order(
+    make, people, visit, start_server, redis_user
+):
+    """Ada's first message cannot be published from the first server; her second, sent through
+    the second server, arrives live ahead of it. Bob's stream holds the second until it has
+    read the first from the database, and ignores the first when it is published at last."""
+    url, name, admin = redis_user
+    first, second = start_server(REDIS_URL=url), start_server()
+    group = make.group(people.ada, [people.bob], "Team")
+    ada_first, ada_second = visit(people.ada, first), visit(people.ada, second)
+    tab = visit(people.bob, second).stream()
+    tab.wait(lambda items: Comment("connected") in items, 5, "the stream to open")
+
+    admin.execute_command("ACL", "SETUSER", name, "-publish")
+    held = ada_first.send(group, "one")["id"]
+    ahead = ada_second.send(group, "two")["id"]
+    wait_for(tab, created(group, ahead))
+    assert message_ids(tab, group) == [held, ahead]
+
+    admin.execute_command("ACL", "SETUSER", name, "+publish")
+    time.sleep(0.5)  # the first server's retry publishes "one" now
+    then = ada_second.send(group, "three")["id"]
+    wait_for(tab, created(group, then))
+    assert message_ids(tab, group) == [held, ahead, then]
+    ids = [int(e.id) for e in tab.events if e.name.startswith("message-created")]
+    assert ids == sorted(set(ids))
+
+
 # Field injection
 
 
@@ -498,19 +659,22 @@ def test_hub_drops_a_slow_client_without_holding_up_the_others():
     received = []
     started = time.monotonic()
     for n in range(1, 1001):
-        hub.dispatch({"id": n, "recipients": [1, 2]})
-        received.append(fast.queue.get_nowait()["id"])
+        hub.dispatch({"id": n, "recipients": [1, 2], "seqs": [n, n + 5]})
+        received.append(fast.get(timeout=0))
     assert time.monotonic() - started < 1  # a full queue never blocks dispatch
-    assert received == list(range(1, 1001))
+    assert [seq for seq, _ in received] == [n + 5 for n in range(1, 1001)]
+    assert [envelope["id"] for _, envelope in received] == list(range(1, 1001))
     assert slow.dropped and not fast.dropped
-    assert slow.queue.qsize() == 3
-    assert outsider.queue.empty() and not outsider.dropped
+    assert [seq for seq, _ in slow.items] == [1, 2, 3]
+    with pytest.raises(queue.Empty):
+        outsider.get(timeout=0.01)
+    assert not outsider.dropped
 
     assert hub.stream_count() == 3
     for client in (slow, fast, outsider):
         hub.unregister(client)
     assert hub.stream_count() == 0
-    hub.dispatch({"id": 1001, "recipients": [1, 2]})  # nobody left: nothing to do
+    hub.dispatch({"id": 1001, "recipients": [1, 2], "seqs": None})  # nobody left: nothing to do
 
 
 # Redis going away

@@ -53,13 +53,13 @@ def init_app(app: Flask) -> None:
             and request.endpoint not in ("static", "realtime.stream")
             and current_user.is_authenticated
         ):
-            g.stream_resume = events.latest_id(current_user.id)
+            g.stream_resume = current_user.event_seq  # read by this request's user lookup
 
     @app.context_processor
     def realtime_helpers():
         def stream_resume() -> int:
             if "stream_resume" not in g:
-                g.stream_resume = events.latest_id(current_user.id)
+                g.stream_resume = events.latest_seq(current_user.id)
             return g.stream_resume
 
         return {"stream_resume": stream_resume, "online_ids": presence.online}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from flask import current_app, has_request_context, render_template
 
 from chipper.extensions import db
-from chipper.models import Event, EventRecipient, utcnow
+from chipper.models import Event, EventRecipient, User, utcnow
 
 # Frames a browser page gets for each kind, besides `<kind>-<conversation id>` itself:
 # the conversation list refreshes on LIST kinds, the unread badge on UNREAD kinds.
@@ -31,8 +32,6 @@ UNREAD_KINDS = {"message-created", "message-deleted", "conversation-removed", "r
 # Kinds with no per-conversation frame of their own.
 LIST_ONLY = {"conversation-created", "read"}
 
-_PG_EVENT_LOCK = 0x43484950  # any constant: serialises event ids with commit order
-
 
 def record(
     kind: str,
@@ -43,23 +42,103 @@ def record(
     data: dict | None = None,
 ) -> dict:
     """Adds the event to the current transaction and returns its envelope for publish()."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        # Ids must become visible in the order they were handed out, or a stream resuming
-        # after id N could skip an N-1 that committed later. SQLite has one writer anyway.
-        db.session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_EVENT_LOCK})
-    recipients = sorted(set(recipients))
-    data = data or {}
-    event = Event(
-        kind=kind,
-        conversation_id=conversation_id,
-        payload=json.dumps({"html": html, "data": data}),
+    (envelope,) = record_many(
+        {
+            "kind": kind,
+            "conversation_id": conversation_id,
+            "recipients": recipients,
+            "html": html,
+            "data": data,
+        }
     )
-    event.recipients = [EventRecipient(user_id=uid) for uid in recipients]
-    db.session.add(event)
-    db.session.flush()
+    return envelope
+
+
+def record_many(*specs: dict) -> list[dict]:
+    """Several events in one transaction (keys as record()'s arguments), numbered together.
+
+    Each recipient's `event_seq` is bumped in one statement, which locks their user rows until
+    the commit: numbers are handed out and committed in the same order, with no gaps. Taking
+    every row a transaction needs at once, in id order, keeps two transactions from deadlocking.
+    Call it last before the commit, so the rows stay locked for as short a time as possible.
+    """
+    specs = [
+        (
+            s["kind"],
+            s["conversation_id"],
+            sorted(set(s["recipients"])),
+            s.get("html") or "",
+            s.get("data") or {},
+        )
+        for s in specs
+    ]
+    counts = Counter(uid for spec in specs for uid in spec[2])
+    seqs = _take_seqs(counts)
+    envelopes = []
+    created = utcnow()
+    for kind, conversation_id, recipients, html, data in specs:
+        # Core statements: the ORM unit of work costs more than these inserts themselves.
+        event_id = db.session.scalar(
+            sa.insert(_events)
+            .returning(_events.c.id)
+            .values(
+                kind=kind,
+                conversation_id=conversation_id,
+                payload=json.dumps({"html": html, "data": data}),
+                created_at=created,
+            )
+        )
+        numbers = [seqs[uid].pop(0) for uid in recipients]
+        if recipients:
+            db.session.execute(
+                sa.insert(_recipients),
+                [
+                    {"user_id": uid, "seq": seq, "event_id": event_id}
+                    for uid, seq in zip(recipients, numbers, strict=True)
+                ],
+            )
+        envelopes.append(
+            _envelope(event_id, kind, conversation_id, recipients, numbers, html, data)
+        )
     if random.random() < PRUNE_CHANCE:
         prune()
-    return _envelope(event.id, kind, conversation_id, recipients, html, data)
+    return envelopes
+
+
+_users = User.__table__
+_events = Event.__table__
+_recipients = EventRecipient.__table__
+
+
+def _take_seqs(counts: Counter) -> dict[int, list[int]]:
+    """The next `counts[uid]` numbers of each user's sequence, oldest first."""
+    if not counts:
+        return {}
+    ids = sorted(counts)
+    if db.session.get_bind().dialect.name != "sqlite":
+        # Row locks in id order; SQLite has a single writer and no row locks. NO KEY UPDATE
+        # (what the UPDATE below takes anyway) lets inserts that reference these users (their
+        # foreign keys take KEY SHARE locks) go on; FOR UPDATE would deadlock with them.
+        db.session.execute(
+            sa.select(_users.c.id)
+            .where(_users.c.id.in_(ids))
+            .order_by(_users.c.id)
+            .with_for_update(key_share=True)
+        )
+    if len(set(counts.values())) == 1:
+        step = sa.literal(next(iter(counts.values())))
+    else:
+        step = sa.case(counts, value=_users.c.id, else_=0)
+    rows = db.session.execute(
+        sa.update(_users)
+        .where(_users.c.id.in_(ids))
+        # Naming updated_at keeps its onupdate default from firing: this is not a profile edit.
+        .values(event_seq=_users.c.event_seq + step, updated_at=_users.c.updated_at)
+        .returning(_users.c.id, _users.c.event_seq)
+    ).all()
+    if len(rows) != len(ids):
+        raise ValueError("an event names a recipient who does not exist")
+    return {uid: list(range(top - counts[uid] + 1, top + 1)) for uid, top in rows}
 
 
 # Now and then a write also drops events too old to be worth replaying: a tab away longer than
@@ -77,15 +156,18 @@ def prune() -> int:
 def ephemeral(
     kind: str, conversation_id: int | None, recipients: Iterable[int], *, html="", data=None
 ) -> dict:
-    return _envelope(None, kind, conversation_id, sorted(set(recipients)), html, data or {})
+    return _envelope(None, kind, conversation_id, sorted(set(recipients)), None, html, data or {})
 
 
-def _envelope(event_id, kind, conversation_id, recipients, html, data) -> dict:
+def _envelope(event_id, kind, conversation_id, recipients, seqs, html, data) -> dict:
+    """What travels on pub/sub. `seqs[i]` is the event's number in `recipients[i]`'s sequence;
+    live-only events have none."""
     return {
         "id": event_id,
         "kind": kind,
         "conversation_id": conversation_id,
         "recipients": recipients,
+        "seqs": seqs,
         "html": html,
         "data": data,
     }
@@ -107,31 +189,35 @@ def publish(*envelopes: dict) -> None:
         broker.publish(envelope)
 
 
-def from_row(event: Event, recipients: list[int]) -> dict:
-    payload = json.loads(event.payload)
-    return _envelope(
-        event.id, event.kind, event.conversation_id, recipients, payload["html"], payload["data"]
-    )
-
-
-def missed(user_id: int, after: int, limit: int) -> list[dict]:
-    """The user's events after id `after`, oldest first, at most `limit`."""
-    rows = db.session.scalars(
-        sa.select(Event)
-        .join(EventRecipient, EventRecipient.event_id == Event.id)
-        .where(EventRecipient.user_id == user_id, Event.id > after)
-        .order_by(Event.id)
+def missed(user_id: int, after: int, limit: int) -> list[tuple[int, dict]]:
+    """The user's events numbered after `after`, oldest first, at most `limit`, as (seq,
+    envelope)."""
+    rows = db.session.execute(
+        sa.select(_recipients.c.seq, _events)
+        .join(_events, _events.c.id == _recipients.c.event_id)
+        .where(_recipients.c.user_id == user_id, _recipients.c.seq > after)
+        .order_by(_recipients.c.seq)
         .limit(limit)
     )
-    return [from_row(event, [user_id]) for event in rows]
+    out = []
+    for row in rows:
+        payload = json.loads(row.payload)
+        envelope = _envelope(
+            row.id,
+            row.kind,
+            row.conversation_id,
+            [user_id],
+            [row.seq],
+            payload["html"],
+            payload["data"],
+        )
+        out.append((row.seq, envelope))
+    return out
 
 
-def latest_id(user_id: int) -> int:
-    """Where a page rendered now should resume its stream from."""
-    value = db.session.scalar(
-        sa.select(sa.func.max(EventRecipient.event_id)).where(EventRecipient.user_id == user_id)
-    )
-    return value or 0
+def latest_seq(user_id: int) -> int:
+    """Where a stream opened now starts: the number of the user's latest event."""
+    return db.session.scalar(sa.select(_users.c.event_seq).where(_users.c.id == user_id)) or 0
 
 
 # SSE wire format
@@ -153,9 +239,10 @@ def frame(event: str, data: str, event_id: int | None = None) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def frames(envelope: dict, user_id: int, fmt: str) -> str:
-    """What one envelope becomes on one user's stream."""
-    kind, cid, eid = envelope["kind"], envelope["conversation_id"], envelope["id"]
+def frames(envelope: dict, user_id: int, fmt: str, eid: int | None) -> str:
+    """What one envelope becomes on one user's stream; `eid` is its number in that user's
+    sequence (None for live-only events)."""
+    kind, cid = envelope["kind"], envelope["conversation_id"]
     if fmt == "json":
         return frame(kind, json.dumps({"conversation_id": cid, **envelope["data"]}), eid)
     if kind == "presence":

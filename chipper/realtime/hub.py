@@ -7,6 +7,7 @@ so a slow client never holds up the others.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -22,19 +23,38 @@ RESYNC = {"kind": "resync"}
 
 
 class Client:
-    """One open stream."""
+    """One open stream: what the hub hands it, as (seq, envelope), waiting to be written.
+
+    A deque and an Event rather than a queue.Queue (a deque, a mutex and three Conditions):
+    thousands of these sit idle in one process.
+    """
+
+    __slots__ = ("user_id", "size", "items", "ready", "dropped")
 
     def __init__(self, user_id: int, size: int):
         self.user_id = user_id
-        self.queue: queue.Queue = queue.Queue(maxsize=size)
+        self.size = size
+        self.items: collections.deque = collections.deque()
+        self.ready = threading.Event()
         self.dropped = False
 
-    def offer(self, envelope: dict) -> None:
-        try:
-            self.queue.put_nowait(envelope)
-        except queue.Full:
+    def offer(self, seq: int | None, envelope: dict) -> None:
+        if len(self.items) >= self.size:
             # Too slow: it will be closed and reconnect, replaying what it missed.
             self.dropped = True
+        else:
+            self.items.append((seq, envelope))
+        self.ready.set()
+
+    def get(self, timeout: float) -> tuple[int | None, dict]:
+        """The next item, or queue.Empty after `timeout` seconds."""
+        if not self.items:
+            self.ready.clear()
+            if not self.items:  # an offer() between the check and clear() set it again
+                self.ready.wait(timeout)
+        if not self.items:
+            raise queue.Empty
+        return self.items.popleft()
 
 
 class Hub:
@@ -58,16 +78,21 @@ class Hub:
                     del self._clients[client.user_id]
 
     def dispatch(self, envelope: dict) -> None:
+        seqs = envelope.get("seqs") or [None] * len(envelope["recipients"])
         with self._lock:
-            targets = [c for uid in envelope["recipients"] for c in self._clients.get(uid, ())]
-        for client in targets:
-            client.offer(envelope)
+            targets = [
+                (client, seq)
+                for uid, seq in zip(envelope["recipients"], seqs, strict=True)
+                for client in self._clients.get(uid, ())
+            ]
+        for client, seq in targets:
+            client.offer(seq, envelope)
 
     def resync(self) -> None:
         with self._lock:
             targets = [c for clients in self._clients.values() for c in clients]
         for client in targets:
-            client.offer(RESYNC)
+            client.offer(None, RESYNC)
 
     def stream_count(self) -> int:
         with self._lock:
@@ -106,6 +131,10 @@ class RedisBroker:
         self._started = False
         self._start_lock = threading.Lock()
         self.subscribed = threading.Event()
+        # Envelopes whose publish failed, oldest first, and whether a thread is retrying them.
+        self._retry: collections.deque[str] = collections.deque()
+        self._retry_lock = threading.Lock()
+        self._retrying = False
 
     def start(self) -> None:
         with self._start_lock:
@@ -123,13 +152,55 @@ class RedisBroker:
     def publish(self, envelope: dict) -> None:
         import redis
 
+        data = json.dumps(envelope)
+        with self._retry_lock:
+            if self._retry:
+                # Earlier envelopes are still waiting: keep this process's order.
+                self._hold(data)
+                return
         try:
-            self.redis.publish(self.channel, json.dumps(envelope))
+            self.redis.publish(self.channel, data)
         except redis.RedisError:
-            # The change is committed and its event stored: streams catch up from the
-            # database once the subscriber is back. Never fail the request for this.
-            log.warning("could not publish %s: Redis is unreachable", envelope.get("kind"))
-            self.hub.resync()
+            # The change is committed and its event stored; never fail the request for this.
+            # Publishing again later reaches every process, not only this one.
+            log.warning("could not publish %s; will retry", envelope.get("kind"))
+            with self._retry_lock:
+                self._hold(data)
+
+    def _hold(self, data: str) -> None:
+        """Keeps an envelope to publish again (the caller holds _retry_lock)."""
+        if len(self._retry) >= self.RETRY_LIMIT:
+            # Streams still get it: the next event of each recipient reveals the gap, and
+            # a reconnect replays it.
+            self._retry.popleft()
+            log.warning("dropped an unpublished envelope: %d are waiting", self.RETRY_LIMIT)
+        self._retry.append(data)
+        if not self._retrying:
+            self._retrying = True
+            threading.Thread(target=self._publish_held, name="chipper-publish", daemon=True).start()
+
+    RETRY_LIMIT = 10_000
+
+    def _publish_held(self) -> None:
+        import redis
+
+        delay = 0.05
+        while True:
+            with self._retry_lock:
+                if not self._retry:
+                    self._retrying = False
+                    return
+                data = self._retry[0]
+            try:
+                self.redis.publish(self.channel, data)
+            except redis.RedisError:
+                time.sleep(delay + random.uniform(0, delay / 2))
+                delay = min(delay * 2, 2.0)
+                continue
+            delay = 0.05
+            with self._retry_lock:
+                if self._retry and self._retry[0] is data:
+                    self._retry.popleft()
 
     def _listen_forever(self) -> None:
         import redis

@@ -205,12 +205,17 @@ def rename_conversation(user: User, conversation: Conversation, name: str | None
 
 def _updated(conversation: Conversation) -> dict:
     """Name or members changed: pages refresh their header and lists."""
-    return events.record(
-        "conversation-updated",
-        conversation.id,
-        member_ids(conversation),
-        data={**_summary_data(conversation), "participants": member_ids(conversation)},
-    )
+    (envelope,) = events.record_many(_updated_spec(conversation))
+    return envelope
+
+
+def _updated_spec(conversation: Conversation) -> dict:
+    return {
+        "kind": "conversation-updated",
+        "conversation_id": conversation.id,
+        "recipients": member_ids(conversation),
+        "data": {**_summary_data(conversation), "participants": member_ids(conversation)},
+    }
 
 
 def add_participants(user: User, conversation: Conversation, user_ids: list[int]) -> list[User]:
@@ -247,14 +252,17 @@ def remove_participant(user: User, conversation: Conversation, user_id: int) -> 
     db.session.flush()
     # The one who left stops getting this conversation's events at once: they are not a
     # recipient of anything recorded from here on.
-    removed = events.record(
-        "conversation-removed",
-        conversation.id,
-        [user_id],
-        html=events.render("conversations/_removed.html", left=user_id == user.id),
-        data={"removed_user_id": user_id},
+    # One call for both events: each recipient's sequence is locked once, in id order.
+    removed, updated = events.record_many(
+        {
+            "kind": "conversation-removed",
+            "conversation_id": conversation.id,
+            "recipients": [user_id],
+            "html": events.render("conversations/_removed.html", left=user_id == user.id),
+            "data": {"removed_user_id": user_id},
+        },
+        _updated_spec(conversation),
     )
-    updated = _updated(conversation)
     db.session.commit()
     events.publish(removed, updated)
 
