@@ -87,16 +87,16 @@ def stream():
                     marked = time.monotonic()
                 gap = order.gap_age()
                 try:
-                    seq, envelope = client.get(
-                        timeout=heartbeat if gap is None else max(0.0, GAP_WAIT - gap)
-                    )
+                    if gap is not None and gap >= GAP_WAIT:
+                        # An earlier event never came live (its publish failed, or another
+                        # process is slow to send it): take it from the database.
+                        raise queue.Empty
+                    seq, envelope = client.get(timeout=heartbeat if gap is None else GAP_WAIT - gap)
                 except queue.Empty:
                     if gap is None:
                         yield ": heartbeat\n\n"
                         continue
-                    # An earlier event never came live (its publish failed, or another
-                    # process is slow to send it): take it from the database.
-                    envelope = RESYNC
+                    seq, envelope = None, RESYNC
                 if client.dropped:
                     return
                 if envelope is RESYNC:
