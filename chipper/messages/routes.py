@@ -19,7 +19,8 @@ def require_login():
 
 @bp.post("/conversations/<int:conversation_id>/messages")
 def create(conversation_id: int):
-    conversation = conversation_for(current_user, conversation_id)
+    # Sending needs the member ids only, not every participant and user.
+    conversation = conversation_for(current_user, conversation_id, members=False)
     body = form_value("body")
     try:
         message = send_message(current_user, conversation, body)

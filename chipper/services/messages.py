@@ -1,8 +1,11 @@
 """Messages: reading a page of history, sending, deleting."""
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from chipper.extensions import db
 from chipper.models import Conversation, Message, Participant, User, utcnow
@@ -43,24 +46,52 @@ def clean_body(body: str | None) -> str:
     return body
 
 
+_participants = Participant.__table__
+_READ_UP_TO = (
+    sa.update(_participants)
+    .where(
+        _participants.c.conversation_id == sa.bindparam("cid"),
+        _participants.c.user_id == sa.bindparam("uid"),
+    )
+    .values(last_read_at=sa.bindparam("read_at"))
+)
+
+
 def send_message(user: User, conversation: Conversation, body: str | None) -> Message:
-    message = Message(
-        conversation_id=conversation.id, user_id=user.id, body=clean_body(body), type="text"
-    )
-    message.author = user
-    db.session.add(message)
-    touch(conversation)
-    # Your own message is read by you.
-    db.session.execute(
-        sa.update(Participant)
-        .where(Participant.conversation_id == conversation.id, Participant.user_id == user.id)
-        .values(last_read_at=utcnow())
-    )
-    db.session.flush()
+    body = clean_body(body)
+    now = utcnow()
+    # INSERT ... RETURNING through the ORM gives a loaded Message without a unit-of-work
+    # flush. Its author is the user already in the session (no query).
+    message = db.session.scalars(
+        sa.insert(Message).returning(Message),
+        [
+            {
+                "conversation_id": conversation.id,
+                "user_id": user.id,
+                "body": body,
+                "type": "text",
+                "created_at": now,
+                "updated_at": now,
+            }
+        ],
+    ).one()
+    touch(conversation, now)
+    _read_up_to(user, conversation, now)
     event = _message_event("message-created", message, conversation)
     db.session.commit()
     events.publish(event)
     return message
+
+
+def _read_up_to(user: User, conversation: Conversation, read_at: datetime) -> None:
+    """Your own message is read by you. A plain UPDATE rather than the ORM's bulk one, which
+    autoflushes and scans the session to keep loaded objects in step; a participant that
+    is loaded is kept in step here instead."""
+    db.session.execute(_READ_UP_TO, {"cid": conversation.id, "uid": user.id, "read_at": read_at})
+    if "participants" not in sa.inspect(conversation).unloaded:
+        for participant in conversation.participants:
+            if participant.user_id == user.id:
+                set_committed_value(participant, "last_read_at", read_at)
 
 
 def _message_event(kind: str, message: Message, conversation: Conversation) -> dict:
