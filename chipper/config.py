@@ -52,6 +52,9 @@ class Config:
     # page that missed more reloads.
     STREAM_QUEUE_SIZE = 256
     STREAM_REPLAY_LIMIT = 500
+    # Redis connections per process (pub/sub, publishing, presence): requests and streams
+    # take turns on these.
+    REDIS_POOL_SIZE = 20
     EVENT_RETENTION_DAYS = 7
     MESSAGES_PER_PAGE = 50
     MESSAGE_MAX_LENGTH = 5000

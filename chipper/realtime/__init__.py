@@ -36,7 +36,7 @@ def init_app(app: Flask) -> None:
     hub = Hub(app.config["STREAM_QUEUE_SIZE"])
     if url := app.config["REDIS_URL"]:
         prefix = app.config["REDIS_PREFIX"]
-        broker = RedisBroker(hub, url, f"{prefix}:events")
+        broker = RedisBroker(hub, url, f"{prefix}:events", app.config["REDIS_POOL_SIZE"])
         presence = RedisPresence(broker.redis, prefix)
     else:
         broker = LocalBroker(hub)

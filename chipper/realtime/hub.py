@@ -122,12 +122,22 @@ class RedisBroker:
     stream to catch up from the database.
     """
 
-    def __init__(self, hub: Hub, url: str, channel: str):
+    def __init__(self, hub: Hub, url: str, channel: str, pool_size: int = 20):
         import redis
 
         self.hub = hub
         self.channel = channel
-        self.redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        # A bounded pool, shared by every stream and request of this process: greenlets wait
+        # their turn for a connection instead of opening one each (opening 100 streams at once
+        # grew the default pool past 100 connections, each with its own buffers).
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=pool_size,
+            timeout=5,
+            socket_timeout=5,
+            socket_connect_timeout=5,
+        )
+        self.redis = redis.Redis(connection_pool=pool)
         self._started = False
         self._start_lock = threading.Lock()
         self.subscribed = threading.Event()

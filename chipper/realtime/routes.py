@@ -59,11 +59,11 @@ def stream():
         stream_id = uuid.uuid4().hex
         try:
             # Bytes at once, so proxies and EventSource see an open stream straight away.
-            yield ": connected\nretry: 2000\n\n"
+            yield b": connected\nretry: 2000\n\n"
             if resume is not None and resume > latest:
                 # A position this user never reached: the page comes from another database
                 # (restored or reset). Replaying from it would skip everything up to it.
-                yield events.frame("reload", "the server's history changed", None)
+                yield events.frame("reload", "the server's history changed", None).encode()
                 return
             # A stream without a resume point starts from now, never from the whole history.
             order = InOrder(resume if resume is not None else latest, latest)
@@ -76,7 +76,7 @@ def stream():
                     _announce_presence(user_id, True)
             text, going_on = catch_up(order)
             if text:
-                yield text
+                yield text.encode()
             if not going_on:
                 return
             marked = time.monotonic()
@@ -94,7 +94,7 @@ def stream():
                     seq, envelope = client.get(timeout=heartbeat if gap is None else GAP_WAIT - gap)
                 except queue.Empty:
                     if gap is None:
-                        yield ": heartbeat\n\n"
+                        yield b": heartbeat\n\n"
                         continue
                     seq, envelope = None, RESYNC
                 if client.dropped:
@@ -102,22 +102,24 @@ def stream():
                 if envelope is RESYNC:
                     text, going_on = catch_up(order)
                     if text:
-                        yield text
+                        yield text.encode()
                     if not going_on:
                         return
                     continue
                 if seq is None:  # live only: typing, presence
-                    yield events.frames(envelope, user_id, fmt, None)
+                    yield events.frames(envelope, user_id, fmt, None).encode()
                     continue
                 ready = order.live(seq, envelope)
                 if ready:
-                    yield "".join(events.frames(e, user_id, fmt, n) for n, e in ready)
+                    yield ("".join(events.frames(e, user_id, fmt, n) for n, e in ready)).encode()
         finally:
             realtime.hub.unregister(client)
             realtime.presence.disconnect(user_id, stream_id)
             _schedule_offline_check(app, user_id)
 
-    response = Response(generate(), mimetype="text/event-stream")
+    # Bytes handed straight to the server (direct_passthrough): no encoding and closing
+    # wrappers, whose generator frames each idle stream would keep suspended.
+    response = Response(generate(), mimetype="text/event-stream", direct_passthrough=True)
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"
     return response
