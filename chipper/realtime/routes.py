@@ -57,6 +57,7 @@ def stream():
     def generate():
         client = realtime.hub.register(user_id)
         stream_id = uuid.uuid4().hex
+        present = False
         try:
             # Bytes at once, so proxies and EventSource see an open stream straight away.
             yield b": connected\nretry: 2000\n\n"
@@ -72,6 +73,7 @@ def stream():
             # stays open and catches up when pub/sub is back (the hub resyncs every stream).
             realtime.broker.wait_ready(5.0)
             with app.app_context():
+                present = True
                 if realtime.presence.connect(user_id, stream_id):
                     _announce_presence(user_id, True)
             text, going_on = catch_up(order)
@@ -114,8 +116,9 @@ def stream():
                     yield ("".join(events.frames(e, user_id, fmt, n) for n, e in ready)).encode()
         finally:
             realtime.hub.unregister(client)
-            realtime.presence.disconnect(user_id, stream_id)
-            _schedule_offline_check(app, user_id)
+            if present:
+                realtime.presence.disconnect(user_id, stream_id)
+                _schedule_offline_check(app, user_id)
 
     # Bytes handed straight to the server (direct_passthrough): no encoding and closing
     # wrappers, whose generator frames each idle stream would keep suspended.
