@@ -18,7 +18,7 @@ from zlib import crc32
 import pytest
 import sqlalchemy as sa
 from PIL import Image
-from werkzeug.datastructures import FileStorage
+from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
 from chipper.models import Attachment, Event, Message
@@ -501,6 +501,35 @@ def test_an_empty_file_field_sends_text(client, chat, folder):
     assert files_in(folder) == set()
 
 
+def post_fields(client, chat, fields: list[tuple[str, object]], headers=JSON):
+    """A multipart POST with repeated fields, in order, as a browser sends the composer."""
+    boundary, data = encode_multipart(MultiDict(fields))
+    return client.post(
+        f"/conversations/{chat}/messages",
+        data=data,
+        content_type=f"multipart/form-data; boundary={boundary}",
+        headers=headers,
+    )
+
+
+def test_the_camera_field_alone_sends_its_photo(client, chat):
+    """The picker was left empty; the phone's camera field holds the photo."""
+    empty = FileStorage(io.BytesIO(b""), "", content_type="application/octet-stream")
+    photo = FileStorage(io.BytesIO(image("JPEG")), "image.jpg")
+    response = post_fields(client, chat, [("body", ""), ("file", empty), ("file", photo)])
+    assert response.status_code == 201
+    assert response.get_json()["type"] == "image"
+
+
+def test_two_files_at_once_are_refused(client, sql, chat, folder):
+    files = [("file", FileStorage(io.BytesIO(d), n)) for d, n in ((PDF, "a.pdf"), (wav(), "b.wav"))]
+    response = post_fields(client, chat, [("body", "both"), *files])
+    assert response.status_code == 422
+    assert response.get_json() == {"error": "Attach one file at a time.", "field": "file"}
+    assert counts(sql) == (0, 0)
+    assert files_in(folder) == set()
+
+
 def test_no_text_and_no_file_is_refused(client, chat):
     response = send(client, chat, b"", "", body="")
     assert response.status_code == 422
@@ -534,6 +563,9 @@ def test_composer_takes_files_without_javascript(client, chat):
     assert re.search(
         r'<input type="file" name="file" accept="image/jpeg,[^"]*application/pdf"', form
     )
+    # On phones: the camera and the microphone straight away.
+    assert '<input type="file" name="file" accept="image/*,video/*" capture="environment">' in form
+    assert '<input type="file" name="file" accept="audio/*" capture="user">' in form
 
 
 @pytest.mark.parametrize(

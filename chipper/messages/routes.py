@@ -6,7 +6,7 @@ from flask_login import current_user, login_required
 from chipper.conversations.views import conversation_page
 from chipper.messages import bp
 from chipper.models import Conversation
-from chipper.services import NotFound, ServiceError, TooLarge
+from chipper.services import Invalid, NotFound, ServiceError, TooLarge
 from chipper.services.attachments import too_large_message
 from chipper.services.conversations import conversation_for
 from chipper.services.messages import Upload, delete_message, send_message
@@ -45,14 +45,15 @@ def create(conversation_id: int):
 
 
 def uploaded_file() -> Upload | None:
-    """The form's `file`, when one was chosen: an empty file field still sends a part."""
-    file = request.files.get("file")
-    if file is None:
+    """The file chosen in the composer, if any. Its file fields (picker, camera, microphone)
+    all send a part, empty when nothing was chosen there."""
+    chosen = [f for f in request.files.getlist("file") if f.filename or f.stream.read(1)]
+    if len(chosen) > 1:
+        raise Invalid("Attach one file at a time.", field="file")
+    if not chosen:
         return None
-    if not file.filename and not file.stream.read(1):
-        return None
-    file.stream.seek(0)
-    return Upload(file.stream, file.filename)
+    chosen[0].stream.seek(0)
+    return Upload(chosen[0].stream, chosen[0].filename)
 
 
 def refused(conversation: Conversation, body: str, error: ServiceError):
