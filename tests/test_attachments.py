@@ -672,6 +672,20 @@ def test_someone_who_left_the_group_cannot_fetch(client, make, login_client, ada
     assert fetch(bobs, attachment["url"]).status_code == 404
 
 
+@pytest.mark.parametrize("headers", [None, JSON], ids=["page", "json"])
+def test_outsiders_and_signed_out_visitors_cannot_upload(
+    client, make, login_client, sql, chat, folder, headers
+):
+    outsider = login_client(make.user("Eve"))
+    refused = send(outsider, chat, image("PNG"), "x.png", headers=headers)
+    assert refused.status_code == 404
+    client.post("/logout")
+    signed_out = send(client, chat, image("PNG"), "x.png", headers=headers)
+    assert signed_out.status_code == (401 if headers else 303)
+    assert counts(sql) == (0, 0)
+    assert files_in(folder) == set()
+
+
 def test_deleting_the_message_deletes_its_files(client, sql, chat, folder, sent):
     assert len(files_in(folder)) == 2
     message = sql.scalar(sa.select(Message.id))
