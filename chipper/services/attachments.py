@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 import filetype
 from flask import current_app
-from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageSequence
 
 from chipper.services import ServiceError, TooLarge, Unsupported
 
@@ -454,7 +454,11 @@ def _store_image(
             f"Images can be at most {limit // 1_000_000} megapixels; this one is larger.",
             field="file",
         ) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error):
+    except ServiceError:
+        raise
+    except Exception:
+        # Whatever a cut-off or hostile file makes the decoder raise (OSError for truncated
+        # data, SyntaxError for broken chunks, ValueError or worse for malformed EXIF...).
         raise Damaged(DAMAGED, field="file") from None
 
     first = clean[0]
