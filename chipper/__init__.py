@@ -30,6 +30,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     filters.init_app(app)
     cli.init_app(app)
 
+    from chipper.attachments import bp as attachments_bp
     from chipper.auth import bp as auth_bp
     from chipper.conversations import bp as conversations_bp
     from chipper.messages import bp as messages_bp
@@ -37,5 +38,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(conversations_bp)
     app.register_blueprint(messages_bp)
+    app.register_blueprint(attachments_bp)
     realtime.init_app(app)
     return app

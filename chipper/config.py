@@ -25,6 +25,10 @@ def _secret_key(instance_path: str) -> str:
     return key
 
 
+# Bytes a message form needs besides its attachment (5,000 characters of text, the token...).
+FORM_ROOM = 256 * 1024
+
+
 class Config:
     """Defaults for running the app; every value can be set through the environment."""
 
@@ -35,7 +39,10 @@ class Config:
         )
         self.REDIS_URL = os.environ.get("REDIS_URL", "")
         self.UPLOAD_FOLDER = os.environ.get("UPLOAD_FOLDER", os.path.join(instance_path, "uploads"))
-        self.MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", 12 * 1024 * 1024))
+        self.MAX_UPLOAD_MB = int(os.environ.get("MAX_UPLOAD_MB", 10))
+        # Flask refuses bigger request bodies before reading them: one attachment plus room for
+        # the message text and the form's other fields.
+        self.MAX_CONTENT_LENGTH = self.MAX_UPLOAD_MB * 1024 * 1024 + FORM_ROOM
         self.STREAM_HEARTBEAT = float(os.environ.get("STREAM_HEARTBEAT", 15))
         self.REDIS_PREFIX = os.environ.get("REDIS_PREFIX", "chipper")
 
@@ -58,3 +65,8 @@ class Config:
     EVENT_RETENTION_DAYS = 7
     MESSAGES_PER_PAGE = 50
     MESSAGE_MAX_LENGTH = 5000
+    # Larger images are refused before they are decoded (decompression bombs); an animation's
+    # frames share the same budget.
+    IMAGE_MAX_PIXELS = 50_000_000
+    # Timeline thumbnails fit in a square of this many pixels.
+    THUMBNAIL_SIZE = 640

@@ -42,8 +42,20 @@ def when(value: datetime) -> str:
     return value.strftime("%-d %b %Y")
 
 
+def file_size(size: int) -> str:
+    """1 KB = 1,024 bytes, as file managers show it; one decimal below 10."""
+    value = float(size)
+    for unit in ("bytes", "KB", "MB"):
+        if value < 1024 or unit == "MB":
+            break
+        value /= 1024
+    if unit == "bytes":
+        return f"{size} bytes" if size != 1 else "1 byte"
+    return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+
+
 def init_app(app: Flask) -> None:
-    for f in (initials, clock, full_time, day_label, when):
+    for f in (initials, clock, full_time, day_label, when, file_size):
         app.add_template_filter(f)
     app.add_template_filter(iso, "isotime")
 

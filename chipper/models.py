@@ -1,4 +1,4 @@
-"""Tables of the seed design (users, conversations, participants, messages, calls).
+"""Tables of the seed design (users, conversations, participants, messages, attachments, calls).
 
 Models own small verbs and query builders; the rules that change data live in
 chipper/services/.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from flask import url_for
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -128,10 +129,27 @@ class Message(Timestamps, db.Model):
     deleted_at: Mapped[datetime | None] = mapped_column()
 
     author: Mapped[User | None] = relationship()
+    # Read through `media`, which never loads it for a text message.
+    attachment: Mapped[Attachment | None] = relationship(back_populates="message")
 
     @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
+
+    @property
+    def media(self) -> Attachment | None:
+        """The message's file; text messages and tombstones have none (and cost no query)."""
+        if self.type == "text" or self.is_deleted:
+            return None
+        return self.attachment
+
+    @property
+    def preview(self) -> str:
+        """One line for the conversation list: the text, or what kind of file was sent."""
+        label = PREVIEW_LABELS.get(self.type)
+        if label is None:
+            return self.body
+        return f"{label}: {self.body}" if self.body else label
 
     def to_json(self) -> dict:
         return {
@@ -143,6 +161,59 @@ class Message(Timestamps, db.Model):
             "type": self.type,
             "deleted": self.is_deleted,
             "created_at": iso(self.created_at),
+            "attachment": self.media.to_json() if self.media else None,
+        }
+
+
+PREVIEW_LABELS = {"image": "Photo", "audio": "Voice message", "video": "Video", "file": "File"}
+
+
+class Attachment(db.Model):
+    """The one file of a message. Its kind (the message's type) and content type come from
+    the file's bytes; the files themselves live under UPLOAD_FOLDER with names we made up."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (
+        sa.CheckConstraint("kind IN ('image', 'audio', 'video', 'file')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("messages.id", ondelete="CASCADE"), unique=True
+    )
+    kind: Mapped[str] = mapped_column(sa.String(10))
+    content_type: Mapped[str] = mapped_column(sa.String(100))
+    stored_name: Mapped[str] = mapped_column(sa.String(64))
+    # What the sender called it, cleaned: shown and offered as the download name, never a path.
+    original_name: Mapped[str] = mapped_column(sa.String(255))
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    # Images only: the stored (upright) size, so the page reserves the space, and a thumbnail.
+    width: Mapped[int | None] = mapped_column()
+    height: Mapped[int | None] = mapped_column()
+    thumbnail_name: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    message: Mapped[Message] = relationship(back_populates="attachment")
+
+    @property
+    def stored_names(self) -> list[str]:
+        return [name for name in (self.stored_name, self.thumbnail_name) if name]
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "content_type": self.content_type,
+            "name": self.original_name,
+            "size": self.size,
+            "width": self.width,
+            "height": self.height,
+            "url": url_for("attachments.show", attachment_id=self.id),
+            "thumbnail_url": (
+                url_for("attachments.thumbnail", attachment_id=self.id)
+                if self.thumbnail_name
+                else None
+            ),
         }
 
 

@@ -130,6 +130,13 @@ def json_error(message: str, status: int, field: str | None = None):
     return jsonify(body), status
 
 
+def error_page(error: ServiceError):
+    """A refusal as JSON for API clients, else as the error page."""
+    if wants_json():
+        return json_error(error.message, error.status, error.field)
+    return render_template("error.html", message=error.message, status=error.status), error.status
+
+
 def init_app(app: Flask) -> None:
     app.wsgi_app = MethodOverride(app.wsgi_app)
 
@@ -148,11 +155,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ServiceError)
     def service_error(error: ServiceError):
-        if wants_json():
-            return json_error(error.message, error.status, error.field)
-        return render_template("error.html", message=error.message, status=error.status), (
-            error.status
-        )
+        return error_page(error)
 
     def http_error(error):
         from flask_wtf.csrf import CSRFError

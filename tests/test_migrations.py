@@ -20,6 +20,7 @@ TABLES = {
     "calls",
     "events",
     "event_recipients",
+    "attachments",
 }
 
 

@@ -7,6 +7,7 @@ queue per stream, so whatever was published before has been delivered by then.
 """
 
 import html
+import io
 import queue
 import re
 import threading
@@ -20,6 +21,7 @@ import httpx
 import pytest
 import redis
 from markupsafe import escape
+from PIL import Image
 
 from chipper.realtime import events
 from chipper.realtime.hub import Hub
@@ -171,6 +173,35 @@ def test_message_created_reaches_participants_only(scene, people):
         "conversations-changed",
     ]
     assert_only(cara_tab, sync_id)
+
+
+def test_a_photo_reaches_participants_and_only_they_can_fetch_it(scene, people):
+    """A media message travels like a text one; the real server then serves the file (in
+    parts, as a video player asks) to members and to no one else."""
+    bob_tab, bob_json = scene.bob.stream(), scene.bob.stream({"format": "json"})
+    picture = io.BytesIO()
+    Image.new("RGB", (64, 48), "teal").save(picture, format="PNG")
+    response = scene.ada.request(
+        "POST",
+        f"/conversations/{scene.group}/messages",
+        data={"body": "the view"},
+        files={"file": ("view.png", picture.getvalue(), "image/png")},
+    )
+    assert response.status_code == 201, response.text
+    message = response.json()
+    thumbnail = message["attachment"]["thumbnail_url"]
+
+    event = wait_for(bob_tab, created(scene.group, message["id"]))
+    assert f'src="{thumbnail}"' in event.data
+    assert 'width="64" height="48"' in event.data
+    data = wait_for(bob_json, named("message-created")).json()
+    assert (data["type"], data["attachment"]) == ("image", message["attachment"])
+
+    part = scene.bob.request("GET", message["attachment"]["url"], headers={"Range": "bytes=0-7"})
+    assert part.status_code == 206
+    assert part.content == b"\x89PNG\r\n\x1a\n"
+    assert part.headers["content-security-policy"] == "default-src 'none'; sandbox"
+    assert scene.cara.request("GET", thumbnail).status_code == 404
 
 
 def test_message_deleted_reaches_participants_only(scene, people):

@@ -1,14 +1,16 @@
 """Sending and deleting messages."""
 
-from flask import jsonify, render_template, url_for
+from flask import jsonify, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from chipper.conversations.views import conversation_page
 from chipper.messages import bp
-from chipper.services import Invalid
+from chipper.models import Conversation
+from chipper.services import Invalid, NotFound, ServiceError, TooLarge
+from chipper.services.attachments import too_large_message
 from chipper.services.conversations import conversation_for
-from chipper.services.messages import delete_message, send_message
-from chipper.web import form_value, is_htmx, json_error, see_other, wants_json
+from chipper.services.messages import Upload, delete_message, send_message
+from chipper.web import error_page, form_value, is_htmx, json_error, see_other, wants_json
 
 
 @bp.before_request
@@ -23,21 +25,9 @@ def create(conversation_id: int):
     conversation = conversation_for(current_user, conversation_id, members=False)
     body = form_value("body")
     try:
-        message = send_message(current_user, conversation, body)
-    except Invalid as error:
-        if wants_json():
-            return json_error(error.message, 422, error.field)
-        if is_htmx():
-            # Put the refused text back in the composer with the reason next to it.
-            html = render_template(
-                "messages/_composer.html",
-                conversation=conversation,
-                composer={"body": body, "error": error.message},
-            )
-            return html, 422, {"HX-Retarget": "#composer", "HX-Reswap": "outerHTML"}
-        return conversation_page(
-            conversation_id, None, 422, composer={"body": body, "error": error.message}
-        )
+        message = send_message(current_user, conversation, body, uploaded_file())
+    except ServiceError as error:
+        return refused(conversation, body, error)
     if wants_json():
         return jsonify(message.to_json()), 201
     if is_htmx():
@@ -52,6 +42,49 @@ def create(conversation_id: int):
     return see_other(
         url_for("conversations.show", conversation_id=conversation_id, _anchor=f"m{message.id}")
     )
+
+
+def uploaded_file() -> Upload | None:
+    """The file chosen in the composer, if any. Its file fields (picker, camera, microphone)
+    all send a part, empty when nothing was chosen there."""
+    chosen = [f for f in request.files.getlist("file") if f.filename or f.stream.read(1)]
+    if len(chosen) > 1:
+        raise Invalid("Attach one file at a time.", field="file")
+    if not chosen:
+        return None
+    chosen[0].stream.seek(0)
+    return Upload(chosen[0].stream, chosen[0].filename)
+
+
+def refused(conversation: Conversation, body: str, error: ServiceError):
+    """The composer back with the reason, keeping the text (a browser cannot refill a file
+    field). API clients get the status that fits: 422 text, 413 size, 415 kind, 400 damaged."""
+    if wants_json():
+        return json_error(error.message, error.status, error.field)
+    composer = {"body": body, "error": error.message}
+    if is_htmx():
+        html = render_template(
+            "messages/_composer.html", conversation=conversation, composer=composer
+        )
+        # 422 is the refusal the page script swaps in place (see chipper.js).
+        return html, 422, {"HX-Retarget": "#composer", "HX-Reswap": "outerHTML"}
+    return conversation_page(conversation.id, None, error.status, composer=composer)
+
+
+@bp.errorhandler(413)
+def too_large(error):
+    """A body over MAX_CONTENT_LENGTH is refused before it is read (before the CSRF check
+    too): say why, in the composer when the sender is in the conversation."""
+    refusal = TooLarge(too_large_message(), field="file")
+    if request.endpoint != "messages.create" or wants_json() or not current_user.is_authenticated:
+        return error_page(refusal)
+    try:
+        conversation = conversation_for(
+            current_user, request.view_args["conversation_id"], members=False
+        )
+    except NotFound as missing:
+        return error_page(missing)
+    return refused(conversation, "", refusal)
 
 
 @bp.delete("/messages/<int:message_id>")

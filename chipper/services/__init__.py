@@ -26,3 +26,13 @@ class Invalid(ServiceError):
 
 class Conflict(ServiceError):
     status = 409
+
+
+class TooLarge(ServiceError):
+    status = 413
+
+
+class Unsupported(ServiceError):
+    """A file of a kind Chipper does not take."""
+
+    status = 415

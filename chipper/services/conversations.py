@@ -63,7 +63,7 @@ def _unread_filter(user_id: int):
 
 
 def list_conversations(user: User) -> list[ConversationSummary]:
-    """Latest activity first. Three queries however many conversations there are."""
+    """Latest activity first. Four queries however many conversations there are."""
     last_id = (
         sa.select(sa.func.max(Message.id))
         .where(Message.conversation_id == Conversation.id)
@@ -83,7 +83,10 @@ def list_conversations(user: User) -> list[ConversationSummary]:
             sa.and_(Participant.conversation_id == Conversation.id, Participant.user_id == user.id),
         )
         .outerjoin(Message, Message.id == last_id)
-        .options(selectinload(Conversation.participants).selectinload(Participant.user))
+        .options(
+            selectinload(Conversation.participants).selectinload(Participant.user),
+            selectinload(Message.attachment),
+        )
         .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
     ).all()
     return [ConversationSummary(c, m, n) for c, m, n in rows]

@@ -1,6 +1,8 @@
 """Messages: reading a page of history, sending, deleting."""
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import BinaryIO
 
 import sqlalchemy as sa
 from flask import current_app
@@ -8,9 +10,9 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from chipper.extensions import db
-from chipper.models import Conversation, Message, Participant, User, utcnow
+from chipper.models import Attachment, Conversation, Message, Participant, User, utcnow
 from chipper.realtime import events
-from chipper.services import Forbidden, Invalid, NotFound
+from chipper.services import Forbidden, Invalid, NotFound, attachments
 from chipper.services.conversations import conversation_for, member_ids, touch
 
 
@@ -22,7 +24,7 @@ def page_of_messages(
     stmt = (
         sa.select(Message)
         .where(Message.conversation_id == conversation.id)
-        .options(selectinload(Message.author))
+        .options(selectinload(Message.author), selectinload(Message.attachment))
         .order_by(Message.id.desc())
         .limit(limit + 1)
     )
@@ -33,10 +35,10 @@ def page_of_messages(
     return rows[:limit][::-1], has_more
 
 
-def clean_body(body: str | None) -> str:
+def clean_body(body: str | None, *, required: bool = True) -> str:
     body = (body or "").strip()
     limit = current_app.config["MESSAGE_MAX_LENGTH"]
-    if not body:
+    if not body and required:
         raise Invalid("Write a message before sending.", field="body")
     if len(body) > limit:
         raise Invalid(
@@ -57,8 +59,37 @@ _READ_UP_TO = (
 )
 
 
-def send_message(user: User, conversation: Conversation, body: str | None) -> Message:
-    body = clean_body(body)
+@dataclass
+class Upload:
+    """A file sent with a message: its bytes and the name the sender gave it."""
+
+    stream: BinaryIO
+    filename: str | None
+
+
+def send_message(
+    user: User, conversation: Conversation, body: str | None, upload: Upload | None = None
+) -> Message:
+    """A text message, or a file with an optional caption. The file is checked and stored
+    first; if anything after that fails, it is removed again."""
+    body = clean_body(body, required=upload is None)
+    stored = attachments.store(upload.stream, upload.filename) if upload else None
+    try:
+        message = _insert_message(user, conversation, body, stored)
+        event = _message_event("message-created", message, conversation)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        if stored:
+            attachments.discard(stored.names)
+        raise
+    events.publish(event)
+    return message
+
+
+def _insert_message(
+    user: User, conversation: Conversation, body: str, stored: attachments.StoredFile | None
+) -> Message:
     now = utcnow()
     # INSERT ... RETURNING through the ORM gives a loaded Message without a unit-of-work
     # flush. Its author is the user already in the session (no query).
@@ -69,17 +100,32 @@ def send_message(user: User, conversation: Conversation, body: str | None) -> Me
                 "conversation_id": conversation.id,
                 "user_id": user.id,
                 "body": body,
-                "type": "text",
+                "type": stored.kind if stored else "text",
                 "created_at": now,
                 "updated_at": now,
             }
         ],
     ).one()
+    attachment = None
+    if stored:
+        attachment = Attachment(
+            message_id=message.id,
+            kind=stored.kind,
+            content_type=stored.content_type,
+            stored_name=stored.stored_name,
+            original_name=stored.original_name,
+            size=stored.size,
+            width=stored.width,
+            height=stored.height,
+            thumbnail_name=stored.thumbnail_name,
+            created_at=now,
+        )
+        db.session.add(attachment)
+        db.session.flush()
+    # Known now, so rendering the message does not query for it.
+    set_committed_value(message, "attachment", attachment)
     touch(conversation, now)
     _read_up_to(user, conversation, now)
-    event = _message_event("message-created", message, conversation)
-    db.session.commit()
-    events.publish(event)
     return message
 
 
@@ -114,14 +160,36 @@ def message_for(user: User, message_id: int) -> tuple[Message, Conversation]:
     return message, conversation
 
 
+def attachment_for(user: User, attachment_id: int, *, thumbnail: bool = False) -> Attachment:
+    """An attachment the user may fetch: 404 unless they are in its message's conversation."""
+    row = db.session.execute(
+        sa.select(Attachment, Message.conversation_id)
+        .join(Message, Message.id == Attachment.message_id)
+        .where(Attachment.id == attachment_id)
+    ).first()
+    if row is None or (thumbnail and not row.Attachment.thumbnail_name):
+        raise NotFound("Attachment not found.")
+    try:
+        conversation_for(user, row.conversation_id, members=False)
+    except NotFound:
+        raise NotFound("Attachment not found.") from None
+    return row.Attachment
+
+
 def delete_message(user: User, message_id: int) -> Message:
     message, conversation = message_for(user, message_id)
     if message.user_id != user.id:
         raise Forbidden("You can only delete your own messages.")
     if not message.is_deleted:
+        attachment = message.media
+        files = attachment.stored_names if attachment else []
+        if attachment:
+            db.session.delete(attachment)
         message.deleted_at = utcnow()
         message.body = ""
         event = _message_event("message-deleted", message, conversation)
         db.session.commit()
+        # Only once the row is gone: a failed commit leaves the message and its file as they were.
+        attachments.discard(files)
         events.publish(event)
     return message
