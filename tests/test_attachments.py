@@ -697,3 +697,11 @@ def test_deleting_the_message_deletes_its_files(client, sql, chat, folder, sent)
     assert fetch(client, sent["url"]).status_code == 404
     html = text(client.get(f"/conversations/{chat}"))
     assert "Message deleted" in html and "/attachments/" not in html
+
+
+def test_a_file_missing_from_disk_is_404_not_500(client, folder, sent):
+    for name in files_in(folder):
+        os.remove(os.path.join(folder, name))
+    response = fetch(client, sent["url"])
+    assert response.status_code == 404
+    assert "no longer here" in response.get_data(as_text=True)

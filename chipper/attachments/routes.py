@@ -4,6 +4,7 @@ from flask import send_file
 from flask_login import current_user, login_required
 
 from chipper.attachments import bp
+from chipper.services import NotFound
 from chipper.services.attachments import path_of
 from chipper.services.messages import attachment_for
 
@@ -42,17 +43,21 @@ def thumbnail(attachment_id: int):
 
 
 def _send(stored_name, content_type, download_name, as_attachment, created_at):
-    # conditional=True: Range (206, 416), If-Range, ETag and If-Modified-Since (304).
-    response = send_file(
-        path_of(stored_name),
-        mimetype=content_type,
-        as_attachment=as_attachment,
-        download_name=download_name,
-        conditional=True,
-        etag=True,
-        last_modified=created_at,
-        max_age=MAX_AGE,
-    )
+    try:
+        # conditional=True: Range (206, 416), If-Range, ETag and If-Modified-Since (304).
+        response = send_file(
+            path_of(stored_name),
+            mimetype=content_type,
+            as_attachment=as_attachment,
+            download_name=download_name,
+            conditional=True,
+            etag=True,
+            last_modified=created_at,
+            max_age=MAX_AGE,
+        )
+    except FileNotFoundError:
+        # The row outlived its file (restored from a backup without the uploads, say).
+        raise NotFound("This file is no longer here.") from None
     response.cache_control.private = True
     response.cache_control.public = False
     response.headers["Content-Security-Policy"] = SANDBOX

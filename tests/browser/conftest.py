@@ -16,7 +16,15 @@ from werkzeug.serving import make_server
 from tests.conftest import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    # A fake microphone and camera, and no permission prompt: recording and calls can run.
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
