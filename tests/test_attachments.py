@@ -23,6 +23,7 @@ from werkzeug.test import encode_multipart
 
 from chipper.models import Attachment, Event, Message
 from chipper.services import ServiceError, attachments
+from tests import media_samples
 from tests.conftest import HTMX, JSON, text, without_tokens
 
 # Samples
@@ -178,6 +179,13 @@ ACCEPTED = {
     "mp4": (iso_media(b"isom", b"vide", b"soun"), "clip.mp4", "video", "video/mp4"),
     "webm video": (webm(1, 2), "clip.webm", "video", "video/webm"),
     "pdf": (PDF, "minutes.pdf", "file", "application/pdf"),
+    # Real encoded files (FFmpeg through PyAV), as phones and browsers send them.
+    "real mp3": (media_samples.mp3(), "tone.mp3", "audio", "audio/mpeg"),
+    "real ogg opus": (media_samples.ogg_opus(), "tone.ogg", "audio", "audio/ogg"),
+    "real m4a (aac)": (media_samples.m4a(), "memo.m4a", "audio", "audio/mp4"),
+    "real webm audio (opus)": (media_samples.webm_audio(), "note.webm", "audio", "audio/webm"),
+    "real mp4 (h264 + aac)": (media_samples.mp4(), "clip.mp4", "video", "video/mp4"),
+    "real webm (vp8 + opus)": (media_samples.webm_video(), "clip.webm", "video", "video/webm"),
 }
 
 # Fixtures and helpers

@@ -203,6 +203,15 @@ def test_a_photo_reaches_participants_and_only_they_can_fetch_it(scene, people):
     assert part.headers["content-security-policy"] == "default-src 'none'; sandbox"
     assert scene.cara.request("GET", thumbnail).status_code == 404
 
+    # Images are checked in a thread of the gevent worker; a refusal still comes back as one.
+    broken = scene.ada.request(
+        "POST",
+        f"/conversations/{scene.group}/messages",
+        files={"file": ("cut.png", picture.getvalue()[:60], "image/png")},
+    )
+    assert broken.status_code == 400, broken.text
+    assert "damaged" in broken.json()["error"]
+
 
 def test_message_deleted_reaches_participants_only(scene, people):
     message = scene.ada.send(scene.group, "oops, wrong chat")

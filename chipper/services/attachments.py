@@ -79,25 +79,45 @@ def store(stream: BinaryIO, filename: str | None) -> StoredFile:
     original = clean_name(filename)  # crafted names are refused before a byte is read
     folder = upload_folder()
     raw = _spool(stream, folder)
-    written: list[str] = []
+    app = current_app._get_current_object()
+
+    def check_and_write() -> StoredFile:
+        written: list[str] = []
+        try:
+            with app.app_context():
+                with open(raw, "rb") as f:
+                    kind, content_type, extension = detect(f, os.path.getsize(raw))
+                if kind == "image":
+                    stored = _store_image(raw, folder, content_type, extension, written)
+                else:
+                    name = _new_name(extension)
+                    os.replace(raw, os.path.join(folder, name))
+                    written.append(name)
+                    stored = StoredFile(kind, content_type, name, os.path.getsize(_path(name)))
+                stored.original_name = original or f"attachment{extension}"
+                stored.names = written
+                return stored
+        except BaseException:
+            with app.app_context():
+                discard(written)
+            raise
+        finally:
+            _unlink(raw)
+
+    return _off_the_event_loop(check_and_write)
+
+
+def _off_the_event_loop(work: Callable[[], StoredFile]) -> StoredFile:
+    """Runs `work` in a real thread when gevent runs the app (gunicorn's workers): decoding
+    and re-encoding a large photo takes up to a second, during which every other request and
+    stream of the worker would wait. Pillow releases the GIL while it works."""
     try:
-        with open(raw, "rb") as f:
-            kind, content_type, extension = detect(f, os.path.getsize(raw))
-        if kind == "image":
-            stored = _store_image(raw, folder, content_type, extension, written)
-        else:
-            name = _new_name(extension)
-            os.replace(raw, os.path.join(folder, name))
-            written.append(name)
-            stored = StoredFile(kind, content_type, name, os.path.getsize(_path(name)))
-    except BaseException:
-        discard(written)
-        raise
-    finally:
-        _unlink(raw)
-    stored.original_name = original or f"attachment{extension}"
-    stored.names = written
-    return stored
+        from gevent import get_hub, monkey
+    except ImportError:
+        return work()
+    if monkey.is_module_patched("threading"):
+        return get_hub().threadpool.apply(work)
+    return work()
 
 
 def discard(names: list[str]) -> None:

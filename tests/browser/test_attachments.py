@@ -141,3 +141,45 @@ def test_record_and_send_a_voice_note(browse, make):
     expect(audio).to_have_count(1)
     expect(page.locator("#composer .error")).to_have_count(0)
     assert not browse.errors, browse.errors
+
+
+def test_a_real_video_plays_for_the_other_person(browse, make):
+    """VP8 + Opus in WebM, served by the app: Chromium reads its picture size and plays it."""
+    from tests import media_samples
+
+    ada, bob = make.user("Ada"), make.user("Bob")
+    chat = make.private(ada, bob)
+    bob_page = on_conversation(browse, make, bob, chat)
+    ada_page = on_conversation(browse, make, ada, chat)
+    first_file_field(ada_page).set_input_files(
+        {"name": "clip.webm", "mimeType": "video/webm", "buffer": media_samples.webm_video()}
+    )
+    ada_page.locator("#composer").get_by_role("button", name="Send").click()
+
+    video = bob_page.locator("#messages .attachment video")
+    expect(video).to_have_count(1)
+    handle = video.element_handle()
+    bob_page.evaluate("(v) => { v.muted = true; return v.play(); }", handle)
+    bob_page.wait_for_function("(v) => v.videoWidth === 64 && v.currentTime > 0", arg=handle)
+    assert not browse.errors, browse.errors
+
+
+def test_a_pasted_picture_is_attached(browse, make):
+    ada, bob = make.user("Ada"), make.user("Bob")
+    page = on_conversation(browse, make, ada, make.private(ada, bob))
+    page.evaluate(
+        """async () => {
+          const canvas = document.createElement("canvas");
+          canvas.width = 40; canvas.height = 30;
+          canvas.getContext("2d").fillRect(0, 0, 40, 30);
+          const blob = await new Promise((done) => canvas.toBlob(done, "image/png"));
+          const transfer = new DataTransfer();
+          transfer.items.add(new File([blob], "screenshot.png", { type: "image/png" }));
+          const box = document.querySelector("#composer textarea");
+          const options = { bubbles: true, cancelable: true, clipboardData: transfer };
+          box.dispatchEvent(new ClipboardEvent("paste", options));
+        }"""
+    )
+    expect(page.locator("#composer .attach-preview img")).to_be_visible()
+    page.locator("#composer").get_by_role("button", name="Send").click()
+    expect(page.locator("#messages .attachment img")).to_have_attribute("width", "40")
