@@ -125,6 +125,8 @@ class Message(Timestamps, db.Model):
     body: Mapped[str] = mapped_column(sa.Text, default="")
     type: Mapped[str] = mapped_column(sa.String(10), default="text")
     file_path: Mapped[str | None] = mapped_column(sa.String(255))
+    # A "call" message is the timeline entry of a finished call ("Missed video call").
+    call_id: Mapped[int | None] = mapped_column(sa.ForeignKey("calls.id", ondelete="SET NULL"))
     # A deleted message stays as a tombstone ("message deleted") with its body wiped.
     deleted_at: Mapped[datetime | None] = mapped_column()
 
@@ -159,6 +161,7 @@ class Message(Timestamps, db.Model):
             "author_name": self.author.name if self.author else None,
             "body": self.body,
             "type": self.type,
+            "call_id": self.call_id,
             "deleted": self.is_deleted,
             "created_at": iso(self.created_at),
             "attachment": self.media.to_json() if self.media else None,
@@ -232,8 +235,101 @@ class Call(Timestamps, db.Model):
     type: Mapped[str] = mapped_column(sa.String(10))
     status: Mapped[str] = mapped_column(sa.String(12), default="ringing")
     screen_sharing: Mapped[bool] = mapped_column(default=False)
+    # Ringing since created_at; started_at is when someone answered, ended_at when it finished.
     started_at: Mapped[datetime | None] = mapped_column()
     ended_at: Mapped[datetime | None] = mapped_column()
+    # The conversation's id while the call is ringing or active, NULL once it is over: the
+    # unique constraint allows one live call per conversation, even when two starts race.
+    live_conversation_id: Mapped[int | None] = mapped_column(unique=True)
+
+    members: Mapped[list[CallMember]] = relationship(
+        back_populates="call",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="CallMember.id",
+    )
+    caller: Mapped[User | None] = relationship(foreign_keys=[initiated_by])
+
+    LIVE = ("ringing", "active")
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in self.LIVE
+
+    @property
+    def duration(self) -> int | None:
+        """Seconds between the answer and the end; None for a call nobody answered."""
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return int((self.ended_at - self.started_at).total_seconds())
+
+    @property
+    def summary(self) -> str:
+        """The timeline line: "Missed video call", "Audio call, 3:12"."""
+        kind = self.type.capitalize()
+        if self.status == "ended" and self.duration is not None:
+            minutes, seconds = divmod(self.duration, 60)
+            hours, minutes = divmod(minutes, 60)
+            length = f"{hours}:{minutes:02}:{seconds:02}" if hours else f"{minutes}:{seconds:02}"
+            return f"{kind} call, {length}"
+        label = {
+            "ringing": f"{kind} call ringing",
+            "active": f"{kind} call in progress",
+            "missed": f"Missed {self.type} call",
+            "declined": f"Declined {self.type} call",
+            "cancelled": f"Cancelled {self.type} call",
+        }
+        return label.get(self.status, f"{kind} call")
+
+    def member(self, user_id: int) -> CallMember | None:
+        return next((m for m in self.members if m.user_id == user_id), None)
+
+    def joined_ids(self) -> list[int]:
+        return [m.user_id for m in self.members if m.state == "joined"]
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "conversation_id": self.conversation_id,
+            "type": self.type,
+            "status": self.status,
+            "initiated_by": self.initiated_by,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "ended_at": iso(self.ended_at),
+            "duration": self.duration,
+            "summary": self.summary,
+            "members": [m.to_json() for m in self.members],
+        }
+
+
+class CallMember(db.Model):
+    """Who a call rings and who is in it: invited (ringing for them), joined, declined, left."""
+
+    __tablename__ = "call_participants"
+    __table_args__ = (
+        sa.UniqueConstraint("call_id", "user_id"),
+        sa.CheckConstraint("state IN ('invited', 'joined', 'declined', 'left')", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(sa.ForeignKey("calls.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(sa.String(10))
+    joined_at: Mapped[datetime | None] = mapped_column()
+    left_at: Mapped[datetime | None] = mapped_column()
+
+    call: Mapped[Call] = relationship(back_populates="members")
+    user: Mapped[User] = relationship()
+
+    def to_json(self) -> dict:
+        return {
+            "user_id": self.user_id,
+            "name": self.user.name,
+            "state": self.state,
+            "joined_at": iso(self.joined_at),
+            "left_at": iso(self.left_at),
+        }
 
 
 def iso(value: datetime | None) -> str | None:

@@ -18,6 +18,7 @@ TABLES = {
     "conversation_participants",
     "messages",
     "calls",
+    "call_participants",
     "events",
     "event_recipients",
     "attachments",
