@@ -32,6 +32,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from chipper.attachments import bp as attachments_bp
     from chipper.auth import bp as auth_bp
+    from chipper.calls import bp as calls_bp
     from chipper.conversations import bp as conversations_bp
     from chipper.messages import bp as messages_bp
 
@@ -39,5 +40,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(conversations_bp)
     app.register_blueprint(messages_bp)
     app.register_blueprint(attachments_bp)
+    app.register_blueprint(calls_bp)
     realtime.init_app(app)
     return app

@@ -1,5 +1,6 @@
 """Configuration read from the environment (tests override it through create_app)."""
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -45,6 +46,11 @@ class Config:
         self.MAX_CONTENT_LENGTH = self.MAX_UPLOAD_MB * 1024 * 1024 + FORM_ROOM
         self.STREAM_HEARTBEAT = float(os.environ.get("STREAM_HEARTBEAT", 15))
         self.REDIS_PREFIX = os.environ.get("REDIS_PREFIX", "chipper")
+        # An unanswered call becomes missed after this many seconds.
+        self.CALL_RING_SECONDS = float(os.environ.get("CALL_RING_SECONDS", 45))
+        # STUN/TURN servers handed to the browsers of a call, as RTCPeerConnection's
+        # `iceServers` JSON: '[{"urls": "stun:stun.example.org"}]'. None by default.
+        self.ICE_SERVERS = json.loads(os.environ.get("ICE_SERVERS") or "[]")
 
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     # A CSRF token lives as long as the session, so a tab left open for days can still post.
@@ -68,5 +74,9 @@ class Config:
     # Larger images are refused before they are decoded (decompression bombs); an animation's
     # frames share the same budget.
     IMAGE_MAX_PIXELS = 50_000_000
+    # Calls are a full mesh (everyone sends to everyone), which holds up to a few people.
+    CALL_MAX_PARTICIPANTS = 4
+    # An offer, answer or ICE candidate relayed between browsers: SDP is a few KB.
+    CALL_SIGNAL_MAX_BYTES = 64 * 1024
     # Timeline thumbnails fit in a square of this many pixels.
     THUMBNAIL_SIZE = 640

@@ -1,0 +1,74 @@
+"""Calls: starting, answering, declining, hanging up, the call page and signaling.
+
+Browsers without JavaScript carry no media, but they can still answer, decline and end calls
+with the call page's forms (303 back to a page after each).
+"""
+
+from flask import current_app, jsonify, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from chipper.calls import bp
+from chipper.models import Call
+from chipper.services import Invalid, calls
+from chipper.services.conversations import conversation_for
+from chipper.web import form_value, is_htmx, see_other, wants_json
+
+
+@bp.before_request
+@login_required
+def require_login():
+    """Every call URL needs a signed-in user."""
+
+
+@bp.post("/conversations/<int:conversation_id>/calls")
+def create(conversation_id: int):
+    conversation = conversation_for(current_user, conversation_id, members=False)
+    # API clients are told a call is already live (409); browsers join it.
+    call, new = calls.start_call(
+        current_user, conversation, form_value("type"), join_live=not wants_json()
+    )
+    return answered(call, 201 if new else 200)
+
+
+@bp.post("/calls/<int:call_id>/answer")
+def answer(call_id: int):
+    return answered(calls.answer(current_user, call_id))
+
+
+@bp.post("/calls/<int:call_id>/decline")
+def decline(call_id: int):
+    return answered(calls.decline(current_user, call_id))
+
+
+@bp.post("/calls/<int:call_id>/end")
+def end(call_id: int):
+    return answered(calls.end(current_user, call_id))
+
+
+@bp.get("/calls/<int:call_id>")
+def show(call_id: int):
+    call, conversation = calls.call_for(current_user, call_id)
+    if wants_json():
+        return jsonify(call=call.to_json(), ice_servers=current_app.config["ICE_SERVERS"])
+    return render_template("calls/show.html", call=call, conversation_id=conversation.id)
+
+
+@bp.post("/calls/<int:call_id>/signal")
+def signal(call_id: int):
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise Invalid("Send the signal as a JSON object.")
+    calls.signal(current_user, call_id, body.get("to"), body.get("type"), body.get("data"))
+    return "", 204
+
+
+def answered(call: Call, status: int = 200):
+    """The call as JSON, its partial for htmx, else the call page while it is live and the
+    conversation once it is over (Post/Redirect/Get)."""
+    if wants_json():
+        return jsonify(call.to_json()), status
+    if is_htmx():
+        return render_template("calls/_call.html", call=call, viewer_id=current_user.id), status
+    if call.is_live and current_user.id in call.joined_ids():
+        return see_other(url_for("calls.show", call_id=call.id))
+    return see_other(url_for("conversations.show", conversation_id=call.conversation_id))

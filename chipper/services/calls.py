@@ -1,0 +1,402 @@
+"""Calls: ringing, answering, declining, hanging up, the missed-call timeout and signaling.
+
+A call rings every other member of its conversation. Its status goes
+ringing -> active -> ended, or ringing -> missed | declined | cancelled. When it finishes, a
+"call" message goes into the timeline ("Missed video call", "Audio call, 3:12"), so ordering,
+unread counts and the list preview treat it like any other message.
+
+Transitions are conditional UPDATEs (`... WHERE status IN (...)`) whose row count says who won:
+two tabs answering at once, or the timeout firing as someone answers, change the call once.
+"""
+
+import json
+import threading
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from chipper.extensions import db
+from chipper.models import Call, CallMember, Conversation, Message, User, utcnow
+from chipper.realtime import events
+from chipper.services import Conflict, Forbidden, Invalid, NotFound
+from chipper.services.conversations import conversation_for, member_ids, touch
+
+CALL_TYPES = ("audio", "video")
+SIGNAL_TYPES = ("offer", "answer", "candidate")
+
+_calls = Call.__table__
+_members = CallMember.__table__
+
+
+# Reading
+
+
+def call_for(user: User, call_id: int) -> tuple[Call, Conversation]:
+    """A call the user may see: 404 unless they are in its conversation. Expires it first
+    when it has rung too long, so nobody sees a call ringing forever."""
+    conversation_id = db.session.scalar(sa.select(Call.conversation_id).where(Call.id == call_id))
+    if conversation_id is None:
+        raise NotFound("Call not found.")
+    try:
+        conversation = conversation_for(user, conversation_id, members=False)
+    except NotFound:
+        raise NotFound("Call not found.") from None
+    expire_missed(conversation_id)
+    return _load(call_id), conversation
+
+
+def live_call(conversation: Conversation) -> Call | None:
+    """The conversation's ringing or active call, if any."""
+    expire_missed(conversation.id)
+    return db.session.scalar(
+        _with_members(sa.select(Call).where(Call.live_conversation_id == conversation.id))
+    )
+
+
+def _with_members(stmt):
+    return stmt.options(selectinload(Call.members).selectinload(CallMember.user))
+
+
+def _load(call_id: int) -> Call:
+    # populate_existing: the conditional UPDATEs below bypass the ORM, so reload what they set.
+    return db.session.scalars(
+        _with_members(sa.select(Call).where(Call.id == call_id)).execution_options(
+            populate_existing=True
+        )
+    ).one()
+
+
+# Verbs
+
+
+def start_call(
+    user: User, conversation: Conversation, call_type: str, *, join_live: bool = True
+) -> tuple[Call, bool]:
+    """Rings the conversation's other members. When a call is already live there, the user
+    joins it instead (`join_live`), or is refused with 409. Returns the call and whether it
+    is new."""
+    if call_type not in CALL_TYPES:
+        raise Invalid("Choose an audio or a video call.", field="type")
+    existing = live_call(conversation)
+    if existing is None:
+        try:
+            call = _insert_call(user, conversation, call_type)
+        except IntegrityError:
+            # Someone else's start won the race for the conversation's one live call.
+            db.session.rollback()
+            existing = live_call(conversation)
+            if existing is None:
+                raise
+        else:
+            event = _call_event("call-ringing", call, conversation)
+            db.session.commit()
+            events.publish(event)
+            _schedule_expiry(current_app._get_current_object(), call.id)
+            return call, True
+    if not join_live:
+        raise Conflict("A call is already going on in this conversation: join it instead.")
+    if user.id in existing.joined_ids():
+        return existing, False
+    return _join(user, existing, conversation), False
+
+
+def _insert_call(user: User, conversation: Conversation, call_type: str) -> Call:
+    now = utcnow()
+    call = Call(
+        conversation_id=conversation.id,
+        live_conversation_id=conversation.id,
+        initiated_by=user.id,
+        type=call_type,
+        status="ringing",
+        created_at=now,
+        updated_at=now,
+    )
+    call.members = [
+        CallMember(
+            user_id=uid,
+            state="joined" if uid == user.id else "invited",
+            joined_at=now if uid == user.id else None,
+        )
+        for uid in sorted(member_ids(conversation))
+    ]
+    db.session.add(call)
+    db.session.flush()
+    return _load(call.id)
+
+
+def answer(user: User, call_id: int) -> Call:
+    """Joins a ringing or active call. Of two tabs answering at once one wins; the other is
+    told the call was answered elsewhere."""
+    call, conversation = call_for(user, call_id)
+    return _join(user, call, conversation)
+
+
+def _join(user: User, call: Call, conversation: Conversation) -> Call:
+    now = utcnow()
+    # Locks the call row (PostgreSQL) until the commit, so joins are counted one at a time.
+    changed = db.session.execute(
+        sa.update(_calls)
+        .where(_calls.c.id == call.id, _calls.c.status.in_(Call.LIVE))
+        .values(
+            status="active",
+            started_at=sa.func.coalesce(_calls.c.started_at, now),
+            updated_at=now,
+        )
+    ).rowcount
+    if not changed:
+        db.session.rollback()
+        raise Conflict(f"This call is over ({_load(call.id).summary.lower()}).")
+    joined = db.session.execute(
+        sa.update(_members)
+        .where(
+            _members.c.call_id == call.id,
+            _members.c.user_id == user.id,
+            _members.c.state != "joined",
+        )
+        .values(state="joined", joined_at=now, left_at=None)
+    ).rowcount
+    if not joined:
+        if db.session.scalar(_member_state(call.id, user.id)) == "joined":
+            db.session.rollback()
+            raise Conflict("You are already in this call, in another tab or on another device.")
+        # A member who came into the conversation after the call started ringing.
+        db.session.execute(
+            sa.insert(_members).values(
+                call_id=call.id, user_id=user.id, state="joined", joined_at=now
+            )
+        )
+    limit = current_app.config["CALL_MAX_PARTICIPANTS"]
+    if db.session.scalar(_joined_count(call.id)) > limit:
+        db.session.rollback()
+        raise Conflict(f"This call is full: calls take at most {limit} people.")
+    call = _load(call.id)
+    event = _call_event("call-updated", call, conversation)
+    db.session.commit()
+    events.publish(event)
+    return call
+
+
+def _member_state(call_id: int, user_id: int):
+    return sa.select(_members.c.state).where(
+        _members.c.call_id == call_id, _members.c.user_id == user_id
+    )
+
+
+def _joined_count(call_id: int):
+    return sa.select(sa.func.count()).where(
+        _members.c.call_id == call_id, _members.c.state == "joined"
+    )
+
+
+def decline(user: User, call_id: int) -> Call:
+    """Stops the call ringing for the user. When everyone it rang has declined, the call is
+    declined."""
+    call, conversation = call_for(user, call_id)
+    member = call.member(user.id)
+    if not call.is_live or member is None or member.state != "invited":
+        raise Conflict("This call is not ringing for you.")
+    changed = db.session.execute(
+        sa.update(_members)
+        .where(_members.c.id == member.id, _members.c.state == "invited")
+        .values(state="declined")
+    ).rowcount
+    if not changed:
+        db.session.rollback()
+        raise Conflict("This call is not ringing for you.")
+    still_ringing = db.session.scalar(
+        sa.select(sa.func.count()).where(
+            _members.c.call_id == call.id, _members.c.state == "invited"
+        )
+    )
+    if call.status == "ringing" and not still_ringing:
+        return _finish(call.id, conversation, "declined", ("ringing",))
+    call = _load(call.id)
+    event = _call_event("call-updated", call, conversation)
+    db.session.commit()
+    events.publish(event)
+    return call
+
+
+def end(user: User, call_id: int) -> Call:
+    """Hangs up. The caller hanging up before anyone answered cancels the call; the call ends
+    when fewer than two people are left in it."""
+    call, conversation = call_for(user, call_id)
+    member = call.member(user.id)
+    if member is None or member.state != "joined":
+        raise Forbidden("Only people in the call can end it.")
+    if not call.is_live:
+        raise Conflict(f"This call is already over ({call.summary.lower()}).")
+    if call.status == "ringing":
+        return _finish(call.id, conversation, "cancelled", ("ringing",))
+    now = utcnow()
+    db.session.execute(
+        sa.update(_members)
+        .where(_members.c.id == member.id, _members.c.state == "joined")
+        .values(state="left", left_at=now)
+    )
+    if db.session.scalar(_joined_count(call.id)) < 2:
+        return _finish(call.id, conversation, "ended", ("active",))
+    call = _load(call.id)
+    event = _call_event("call-updated", call, conversation)
+    db.session.commit()
+    events.publish(event)
+    return call
+
+
+def expire_missed(conversation_id: int | None = None, call_id: int | None = None) -> list[int]:
+    """Calls that rang longer than CALL_RING_SECONDS become missed. Run lazily by every read
+    and verb, and by a timer per call, so the ringing stops even when nobody looks."""
+    cutoff = utcnow() - timedelta(seconds=current_app.config["CALL_RING_SECONDS"])
+    stmt = sa.select(_calls.c.id, _calls.c.conversation_id).where(
+        _calls.c.status == "ringing", _calls.c.created_at <= cutoff
+    )
+    if conversation_id is not None:
+        stmt = stmt.where(_calls.c.live_conversation_id == conversation_id)
+    if call_id is not None:
+        stmt = stmt.where(_calls.c.id == call_id)
+    expired = []
+    for cid, conv_id in db.session.execute(stmt).all():
+        conversation = db.session.get(Conversation, conv_id)
+        try:
+            _finish(cid, conversation, "missed", ("ringing",), before=cutoff)
+        except Conflict:
+            continue  # answered or cancelled in the meantime
+        expired.append(cid)
+    return expired
+
+
+def _finish(
+    call_id: int,
+    conversation: Conversation,
+    status: str,
+    from_statuses: tuple[str, ...],
+    before=None,
+) -> Call:
+    """Moves a live call to its final status, if it still is in one of `from_statuses`, and
+    puts its entry in the timeline. Commits and publishes."""
+    now = utcnow()
+    condition = [_calls.c.id == call_id, _calls.c.status.in_(from_statuses)]
+    if before is not None:
+        condition.append(_calls.c.created_at <= before)
+    changed = db.session.execute(
+        sa.update(_calls)
+        .where(*condition)
+        .values(status=status, ended_at=now, live_conversation_id=None, updated_at=now)
+    ).rowcount
+    if not changed:
+        db.session.rollback()
+        raise Conflict(f"This call is already over ({_load(call_id).summary.lower()}).")
+    db.session.execute(
+        sa.update(_members)
+        .where(_members.c.call_id == call_id, _members.c.state == "joined")
+        .values(state="left", left_at=now)
+    )
+    call = _load(call_id)
+    message = db.session.scalars(
+        sa.insert(Message).returning(Message),
+        [
+            {
+                "conversation_id": conversation.id,
+                # The caller's entry: unread (a missed call too) for everyone else.
+                "user_id": call.initiated_by,
+                "body": call.summary,
+                "type": "call",
+                "call_id": call.id,
+                "created_at": now,
+                "updated_at": now,
+            }
+        ],
+    ).one()
+    touch(conversation, now)
+    recipients = member_ids(conversation)
+    envelopes = events.record_many(
+        {
+            "kind": "call-ended",
+            "conversation_id": conversation.id,
+            "recipients": recipients,
+            "html": events.render("calls/_call.html", call=call),
+            "data": call.to_json(),
+        },
+        {
+            "kind": "message-created",
+            "conversation_id": conversation.id,
+            "recipients": recipients,
+            "html": events.render("messages/_message.html", message=message),
+            "data": message.to_json(),
+        },
+    )
+    db.session.commit()
+    events.publish(*envelopes)
+    return call
+
+
+def _call_event(kind: str, call: Call, conversation: Conversation) -> dict:
+    return events.record(
+        kind,
+        conversation.id,
+        member_ids(conversation),
+        html=events.render("calls/_call.html", call=call),
+        data=call.to_json(),
+    )
+
+
+# The timeout, in the process
+
+
+def _schedule_expiry(app: Flask, call_id: int) -> None:
+    """A timer per ringing call marks it missed when its time is up, so the callee's ringing
+    stops even if no request comes. Timers are cancelled when the app closes (Realtime.close);
+    a restarted process still expires the call lazily on the next read."""
+    realtime = app.extensions["chipper.realtime"]
+    if realtime.closed:
+        return
+
+    def check():
+        realtime.timers.discard(timer)
+        with app.app_context():
+            try:
+                expire_missed(call_id=call_id)
+            finally:
+                db.session.remove()
+
+    # A moment past the deadline, so the call has certainly rung long enough.
+    timer = threading.Timer(app.config["CALL_RING_SECONDS"] + 0.05, check)
+    timer.daemon = True
+    realtime.timers.add(timer)
+    timer.start()
+
+
+# Signaling
+
+
+def signal(user: User, call_id: int, to, signal_type, data) -> None:
+    """Relays a WebRTC offer, answer or ICE candidate to one member of the call, on that
+    user's streams only. Live only: nothing is stored."""
+    call, conversation = call_for(user, call_id)
+    if signal_type not in SIGNAL_TYPES:
+        raise Invalid("A signal is an offer, an answer or a candidate.", field="type")
+    if isinstance(to, bool) or not isinstance(to, int):
+        raise Invalid("Say whom the signal is for (a user id).", field="to")
+    if data is None or not isinstance(data, dict | str):
+        raise Invalid("A signal carries an object or a string.", field="data")
+    limit = current_app.config["CALL_SIGNAL_MAX_BYTES"]
+    if len(json.dumps(data).encode()) > limit:
+        raise Invalid(f"Signals are at most {limit // 1024} KB.", field="data")
+    if not call.is_live:
+        raise Conflict("This call is over.")
+    sender = call.member(user.id)
+    if sender is None or sender.state != "joined":
+        raise Forbidden("Join the call before signaling.")
+    recipient = call.member(to)
+    if to == user.id or recipient is None or recipient.state not in ("joined", "invited"):
+        raise Invalid("That person is not in this call.", field="to")
+    payload = {"call_id": call.id, "from": user.id, "type": signal_type, "data": data}
+    db.session.commit()  # ends the read transaction; nothing was written
+    events.publish(
+        events.ephemeral(
+            "call-signal", conversation.id, [to], html=json.dumps(payload), data=payload
+        )
+    )
