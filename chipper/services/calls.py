@@ -224,11 +224,11 @@ def end(user: User, call_id: int) -> Call:
     """Hangs up. The caller hanging up before anyone answered cancels the call; the call ends
     when fewer than two people are left in it."""
     call, conversation = call_for(user, call_id)
+    if not call.is_live:
+        raise Conflict(f"This call is already over ({call.summary.lower()}).")
     member = call.member(user.id)
     if member is None or member.state != "joined":
         raise Forbidden("Only people in the call can end it.")
-    if not call.is_live:
-        raise Conflict(f"This call is already over ({call.summary.lower()}).")
     if call.status == "ringing":
         return _finish(call.id, conversation, "cancelled", ("ringing",))
     now = utcnow()

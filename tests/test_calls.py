@@ -1,0 +1,519 @@
+"""Calls: the lifecycle (every transition, the illegal ones), the missed-call timeout, one live
+call per conversation, racing answers, who may do what, signaling and the timeline entries."""
+
+import queue
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from chipper.models import Call, CallMember, Message, utcnow
+from tests.conftest import JSON, text
+
+
+@pytest.fixture
+def chat(make, ada, bob) -> int:
+    """Ada and Bob's private conversation; `client` is Ada."""
+    return make.private(ada, bob)
+
+
+@pytest.fixture
+def bob_client(login_client, bob):
+    return login_client(bob)
+
+
+def start(client, conversation_id: int, call_type: str = "audio", headers=JSON):
+    return client.post(
+        f"/conversations/{conversation_id}/calls", json={"type": call_type}, headers=headers
+    )
+
+
+def ring(client, chat: int, call_type: str = "audio") -> int:
+    response = start(client, chat, call_type)
+    assert response.status_code == 201, text(response)
+    return response.get_json()["id"]
+
+
+def act(client, call_id: int, action: str):
+    return client.post(f"/calls/{call_id}/{action}", headers=JSON)
+
+
+def status_of(sql, call_id: int) -> str:
+    return sql.scalar(sa.select(Call.status).where(Call.id == call_id))
+
+
+def states(sql, call_id: int) -> dict[int, str]:
+    rows = sql.rows(
+        sa.select(CallMember.user_id, CallMember.state).where(CallMember.call_id == call_id)
+    )
+    return dict(rows)
+
+
+def entries(sql, chat: int) -> list[tuple]:
+    """(body, call id, author) of the conversation's call messages."""
+    return sql.rows(
+        sa.select(Message.body, Message.call_id, Message.user_id)
+        .where(Message.conversation_id == chat, Message.type == "call")
+        .order_by(Message.id)
+    )
+
+
+# Transitions
+
+
+def test_start_rings_the_other_members(client, sql, chat, ada, bob):
+    response = start(client, chat, "video")
+    assert response.status_code == 201
+    call = response.get_json()
+    assert call["status"] == "ringing"
+    assert call["type"] == "video"
+    assert call["initiated_by"] == ada
+    assert call["started_at"] is None and call["duration"] is None
+    assert {m["user_id"]: m["state"] for m in call["members"]} == {ada: "joined", bob: "invited"}
+    assert entries(sql, chat) == []
+
+
+def test_answer_makes_the_call_active(client, bob_client, sql, chat, bob):
+    call_id = ring(client, chat)
+    response = act(bob_client, call_id, "answer")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "active"
+    assert body["started_at"] is not None
+    assert states(sql, call_id)[bob] == "joined"
+
+
+@pytest.mark.parametrize("who", ["caller", "callee"])
+def test_hanging_up_an_active_call_ends_it_with_its_duration(
+    client, bob_client, sql, chat, ada, who
+):
+    call_id = ring(client, chat)
+    act(bob_client, call_id, "answer")
+    # Answered three minutes and twelve seconds ago.
+    sql.write(
+        sa.update(Call)
+        .where(Call.id == call_id)
+        .values(started_at=utcnow() - timedelta(seconds=192))
+    )
+    response = act(client if who == "caller" else bob_client, call_id, "end")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "ended"
+    assert body["ended_at"] is not None
+    assert body["duration"] in (192, 193)
+    assert set(states(sql, call_id).values()) == {"left"}
+    assert entries(sql, chat) == [(body["summary"], call_id, ada)]
+    assert body["summary"] in ("Audio call, 3:12", "Audio call, 3:13")
+
+
+def test_decline_by_the_callee_declines_the_call(client, bob_client, sql, chat):
+    call_id = ring(client, chat, "video")
+    response = act(bob_client, call_id, "decline")
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "declined"
+    assert [e[0] for e in entries(sql, chat)] == ["Declined video call"]
+
+
+def test_caller_hanging_up_while_ringing_cancels(client, sql, chat):
+    call_id = ring(client, chat)
+    response = act(client, call_id, "end")
+    assert response.get_json()["status"] == "cancelled"
+    assert [e[0] for e in entries(sql, chat)] == ["Cancelled audio call"]
+    # The conversation is free for a new call.
+    assert ring(client, chat) != call_id
+
+
+def test_group_call_goes_on_until_one_person_is_left(
+    make, client, login_client, sql, ada, bob, cara
+):
+    team = make.group(ada, [bob, cara])
+    call_id = ring(client, team)
+    bob_tab, cara_tab = login_client(bob), login_client(cara)
+    assert act(bob_tab, call_id, "answer").get_json()["status"] == "active"
+    assert act(cara_tab, call_id, "answer").status_code == 200
+    assert act(bob_tab, call_id, "end").get_json()["status"] == "active"
+    assert states(sql, call_id) == {ada: "joined", bob: "left", cara: "joined"}
+    assert act(client, call_id, "end").get_json()["status"] == "ended"
+
+
+def test_declining_a_group_call_stops_only_your_ringing(
+    make, client, login_client, sql, ada, bob, cara
+):
+    team = make.group(ada, [bob, cara])
+    call_id = ring(client, team)
+    assert act(login_client(bob), call_id, "decline").get_json()["status"] == "ringing"
+    assert act(login_client(cara), call_id, "decline").get_json()["status"] == "declined"
+    assert states(sql, call_id) == {ada: "left", bob: "declined", cara: "declined"}
+
+
+def test_summary_lines():
+    call = Call(type="video", status="ended", started_at=utcnow())
+    call.ended_at = call.started_at + timedelta(hours=1, seconds=5)
+    assert call.summary == "Video call, 1:00:05"
+    call.status = "missed"
+    assert call.summary == "Missed video call"
+
+
+# Illegal transitions
+
+
+@pytest.mark.parametrize(
+    ("setup", "who", "action", "status", "message"),
+    [
+        ("ended", "callee", "answer", 409, "This call is over"),
+        ("ended", "caller", "end", 409, "already over"),
+        ("ended", "callee", "decline", 409, "not ringing for you"),
+        ("active", "callee", "decline", 409, "not ringing for you"),
+        ("active", "callee", "answer", 409, "already in this call"),
+        ("ringing", "caller", "decline", 409, "not ringing for you"),
+        ("ringing", "caller", "answer", 409, "already in this call"),
+        ("ringing", "callee", "end", 403, "Only people in the call can end it."),
+        ("declined", "caller", "end", 409, "already over"),
+        ("cancelled", "callee", "answer", 409, "This call is over (cancelled audio call)."),
+    ],
+)
+def test_illegal_transitions_are_refused(
+    client, bob_client, sql, chat, setup, who, action, status, message
+):
+    call_id = ring(client, chat)
+    if setup in ("active", "ended"):
+        act(bob_client, call_id, "answer")
+    if setup == "ended":
+        act(client, call_id, "end")
+    if setup == "declined":
+        act(bob_client, call_id, "decline")
+    if setup == "cancelled":
+        act(client, call_id, "end")
+    before = status_of(sql, call_id)
+    response = act(client if who == "caller" else bob_client, call_id, action)
+    assert response.status_code == status
+    assert message in response.get_json()["error"]
+    assert status_of(sql, call_id) == before
+
+
+def test_start_needs_a_call_type(client, sql, chat):
+    response = start(client, chat, "hologram")
+    assert response.status_code == 422
+    assert response.get_json() == {"error": "Choose an audio or a video call.", "field": "type"}
+    assert sql.scalar(sa.select(sa.func.count(Call.id))) == 0
+
+
+# The missed-call timeout
+
+
+def test_unanswered_call_becomes_missed_on_its_own(app, client, sql, chat, ada, bob):
+    """The timer marks it missed with no request at all, and tells both members."""
+    app.config["CALL_RING_SECONDS"] = 0.2
+    hub = app.extensions["chipper.realtime"].hub
+    bob_stream = hub.register(bob)
+    call_id = ring(client, chat, "video")
+    deadline = time.monotonic() + 5
+    while status_of(sql, call_id) != "missed" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert status_of(sql, call_id) == "missed"
+    assert entries(sql, chat) == [("Missed video call", call_id, ada)]
+    kinds = []
+    while True:
+        try:
+            kinds.append(bob_stream.get(timeout=0.5)[1]["kind"])
+        except queue.Empty:
+            break
+    assert kinds == ["call-ringing", "call-ended", "message-created"]
+
+
+def test_a_call_that_rang_too_long_is_missed_when_read(client, bob_client, sql, chat):
+    """If no timer fired (the process restarted), the next read expires the call."""
+    call_id = ring(client, chat)
+    sql.write(
+        sa.update(Call)
+        .where(Call.id == call_id)
+        .values(created_at=utcnow() - timedelta(seconds=46))
+    )
+    response = act(bob_client, call_id, "answer")
+    assert response.status_code == 409
+    assert response.get_json()["error"] == "This call is over (missed audio call)."
+    assert bob_client.get(f"/calls/{call_id}", headers=JSON).get_json()["call"]["status"] == (
+        "missed"
+    )
+    assert len(entries(sql, chat)) == 1
+
+
+def test_missed_call_counts_as_unread_for_the_callee(app, client, bob_client, sql, chat):
+    call_id = ring(client, chat)
+    sql.write(
+        sa.update(Call).where(Call.id == call_id).values(created_at=utcnow() - timedelta(hours=1))
+    )
+    client.get(f"/calls/{call_id}", headers=JSON)
+    assert bob_client.get("/conversations/unread", headers=JSON).get_json() == {"unread": 1}
+    assert client.get("/conversations/unread", headers=JSON).get_json() == {"unread": 0}
+    (row,) = bob_client.get("/conversations", headers=JSON).get_json()["conversations"]
+    assert row["last_message"]["body"] == "Missed audio call"
+    assert row["last_message"]["call_id"] == call_id
+    page = text(bob_client.get(f"/conversations/{chat}"))
+    assert 'class="body call-entry"' in page
+    assert "Missed audio call" in page
+
+
+# One live call per conversation
+
+
+def test_second_start_is_refused_for_api_clients(client, bob_client, sql, chat):
+    call_id = ring(client, chat)
+    response = start(bob_client, chat, "video")
+    assert response.status_code == 409
+    assert "already going on" in response.get_json()["error"]
+    assert sql.scalars(sa.select(Call.id)) == [call_id]
+
+
+def test_second_start_from_a_browser_joins_the_live_call(client, bob_client, sql, chat, bob):
+    call_id = ring(client, chat)
+    page = f"/conversations/{chat}"
+    response = bob_client.submit(page, f"{page}/calls", {"type": "video"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/calls/{call_id}"
+    assert status_of(sql, call_id) == "active"
+    assert states(sql, call_id)[bob] == "joined"
+    assert sql.scalars(sa.select(Call.id)) == [call_id]
+
+
+def test_concurrent_starts_make_one_call(app, client, bob_client, sql, chat):
+    both = threading.Barrier(2, timeout=10)
+
+    def insert_together(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("INSERT INTO CALLS "):
+            both.wait()
+
+    responses = []
+
+    def go(tab):
+        responses.append(start(tab, chat).status_code)
+
+    with app.app_context():
+        from chipper.extensions import db
+
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", insert_together)
+    try:
+        threads = [threading.Thread(target=go, args=(tab,)) for tab in (client, bob_client)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", insert_together)
+    assert sorted(responses) == [201, 409]
+    assert len(sql.scalars(sa.select(Call.id))) == 1
+
+
+def test_two_tabs_answering_at_once_join_once(app, client, login_client, sql, chat, bob):
+    call_id = ring(client, chat)
+    tabs = [login_client(bob), login_client(bob)]
+    both = threading.Barrier(2, timeout=10)
+
+    def answer_together(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("UPDATE CALLS "):
+            both.wait()
+
+    responses = []
+
+    def go(tab):
+        responses.append(act(tab, call_id, "answer"))
+
+    with app.app_context():
+        from chipper.extensions import db
+
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", answer_together)
+    try:
+        threads = [threading.Thread(target=go, args=(tab,)) for tab in tabs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", answer_together)
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [200, 409]
+    refused = next(r for r in responses if r.status_code == 409)
+    assert "another tab" in refused.get_json()["error"]
+    assert status_of(sql, call_id) == "active"
+    assert states(sql, call_id)[bob] == "joined"
+
+
+def test_calls_take_at_most_four_people(make, client, login_client, sql, ada):
+    others = [make.user(f"Friend {n}") for n in range(4)]
+    team = make.group(ada, others)
+    call_id = ring(client, team)
+    for uid in others[:3]:
+        assert act(login_client(uid), call_id, "answer").status_code == 200
+    response = act(login_client(others[3]), call_id, "answer")
+    assert response.status_code == 409
+    assert response.get_json()["error"] == "This call is full: calls take at most 4 people."
+    assert states(sql, call_id)[others[3]] == "invited"
+
+
+# Pages and forms without JavaScript
+
+
+def test_call_page_says_media_needs_javascript_and_offers_forms(client, bob_client, chat):
+    call_id = ring(client, chat)
+    html = text(bob_client.get(f"/calls/{call_id}"))
+    assert "Sound and video need JavaScript" in html
+    for action in ("answer", "decline", "end"):
+        assert f'action="/calls/{call_id}/{action}"' in html
+    response = bob_client.submit(f"/calls/{call_id}", f"/calls/{call_id}/answer", {})
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/calls/{call_id}"
+    response = bob_client.submit(f"/calls/{call_id}", f"/calls/{call_id}/end", {})
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/conversations/{chat}"
+    assert "Audio call, 0:0" in text(bob_client.get(f"/conversations/{chat}"))
+
+
+def test_conversation_page_has_call_buttons(client, chat):
+    html = text(client.get(f"/conversations/{chat}"))
+    assert f'action="/conversations/{chat}/calls"' in html
+    assert 'name="type" value="video"' in html
+
+
+def test_call_json_carries_the_ice_servers(app, client, chat):
+    app.config["ICE_SERVERS"] = [{"urls": "stun:stun.example.org"}]
+    call_id = ring(client, chat)
+    body = client.get(f"/calls/{call_id}", headers=JSON).get_json()
+    assert body["ice_servers"] == [{"urls": "stun:stun.example.org"}]
+    assert body["call"]["id"] == call_id
+
+
+# Who may do what
+
+
+CALL_ROUTES = [
+    ("GET", "/calls/{call}"),
+    ("POST", "/calls/{call}/answer"),
+    ("POST", "/calls/{call}/decline"),
+    ("POST", "/calls/{call}/end"),
+    ("POST", "/calls/{call}/signal"),
+    ("POST", "/conversations/{chat}/calls"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), CALL_ROUTES)
+def test_outsiders_get_404(client, login_client, sql, chat, cara, method, path):
+    call_id = ring(client, chat)
+    url = path.format(call=call_id, chat=chat)
+    response = login_client(cara).open(
+        url, method=method, json={"type": "audio", "to": 1, "data": {}}, headers=JSON
+    )
+    assert response.status_code == 404
+    assert status_of(sql, call_id) == "ringing"
+
+
+@pytest.mark.parametrize(("method", "path"), CALL_ROUTES)
+def test_signed_out_visitors_are_sent_to_log_in(app, client, chat, method, path):
+    call_id = ring(client, chat)
+    anonymous = app.test_client()
+    url = path.format(call=call_id, chat=chat)
+    response = anonymous.open(url, method=method, json={"type": "audio"}, headers=JSON)
+    assert response.status_code == 401
+    response = anonymous.open(url, method=method, data={"type": "audio"}, csrf=False)
+    if method == "GET":
+        assert response.status_code == 303
+        assert response.headers["Location"].startswith("/login")
+    else:
+        assert response.status_code == 400  # no CSRF token: refused before anything else
+
+
+def test_unknown_call_is_404(client, chat):
+    assert client.get("/calls/999", headers=JSON).status_code == 404
+
+
+# Signaling
+
+
+@pytest.fixture
+def live_call(client, bob_client, chat) -> int:
+    call_id = ring(client, chat, "video")
+    act(bob_client, call_id, "answer")
+    return call_id
+
+
+def signal(tab, call_id: int, **body):
+    return tab.post(f"/calls/{call_id}/signal", json=body, headers=JSON)
+
+
+def test_signal_reaches_only_the_addressee(app, client, live_call, ada, bob, cara):
+    hub = app.extensions["chipper.realtime"].hub
+    streams = {uid: hub.register(uid) for uid in (ada, bob, cara)}
+    offer = {"type": "offer", "sdp": "v=0\r\n"}
+    response = signal(client, live_call, to=bob, type="offer", data=offer)
+    assert response.status_code == 204
+    seq, envelope = streams[bob].get(timeout=1)
+    assert seq is None  # live only, never stored
+    assert envelope["kind"] == "call-signal"
+    assert envelope["recipients"] == [bob]
+    assert envelope["data"] == {"call_id": live_call, "from": ada, "type": "offer", "data": offer}
+    for uid in (ada, cara):
+        with pytest.raises(queue.Empty):
+            streams[uid].get(timeout=0.05)
+
+
+def test_caller_may_signal_a_callee_whose_phone_is_ringing(app, client, chat, bob):
+    call_id = ring(client, chat, "video")
+    stream = app.extensions["chipper.realtime"].hub.register(bob)
+    assert signal(client, call_id, to=bob, type="offer", data="v=0").status_code == 204
+    assert stream.get(timeout=1)[1]["data"]["data"] == "v=0"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"type": "hello", "data": {}}, "type"),
+        ({"type": "offer", "data": None}, "data"),
+        ({"type": "offer", "data": 5}, "data"),
+        ({"type": "offer", "data": "x" * (64 * 1024)}, "data"),
+        ({"type": "offer", "to": "bob", "data": {}}, "to"),
+        ({"type": "offer", "to": True, "data": {}}, "to"),
+    ],
+)
+def test_bad_signals_are_refused(client, live_call, bob, body, field):
+    body.setdefault("to", bob)
+    response = signal(client, live_call, **body)
+    assert response.status_code == 422
+    assert response.get_json()["field"] == field
+
+
+def test_signal_body_must_be_json(client, live_call):
+    response = client.post(f"/calls/{live_call}/signal", data="to=2", headers=JSON)
+    assert response.status_code == 422
+
+
+def test_cannot_signal_someone_outside_the_call(make, app, client, login_client, ada, bob, cara):
+    team = make.group(ada, [bob])
+    call_id = ring(client, team)
+    # Cara joins the group after the call started ringing, so it never rang for her.
+    with app.app_context():
+        from chipper.extensions import db
+        from chipper.models import User
+        from chipper.services import conversations
+
+        conversations.add_participants(
+            db.session.get(User, ada),
+            conversations.conversation_for(db.session.get(User, ada), team),
+            [cara],
+        )
+    for to in (cara, ada, 999):
+        response = signal(client, call_id, to=to, type="offer", data={})
+        assert response.status_code == 422, to
+        assert response.get_json()["error"] == "That person is not in this call."
+
+
+def test_only_people_in_the_call_may_signal(client, bob_client, chat, ada):
+    call_id = ring(client, chat)
+    response = signal(bob_client, call_id, to=ada, type="answer", data={})
+    assert response.status_code == 403
+    assert response.get_json()["error"] == "Join the call before signaling."
+    act(client, call_id, "end")
+    response = signal(client, call_id, to=ada, type="offer", data={})
+    assert response.status_code == 409
