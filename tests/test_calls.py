@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from chipper.models import Call, CallMember, Message, utcnow
 from tests.conftest import JSON, text
+from tests.realtime_support import wait_for
 
 
 @pytest.fixture
@@ -517,3 +518,50 @@ def test_only_people_in_the_call_may_signal(client, bob_client, chat, ada):
     act(client, call_id, "end")
     response = signal(client, call_id, to=ada, type="offer", data={})
     assert response.status_code == 409
+
+
+# Over real streams (gunicorn with gevent workers, Redis, an SSE client)
+
+
+def test_ringing_and_signals_arrive_over_real_streams(make, visit, ada, bob, cara):
+    team = make.group(ada, [bob, cara])
+    ada_v, bob_v, cara_v = visit(ada), visit(bob), visit(cara)
+    bob_html, bob_json = bob_v.stream(), bob_v.stream(params={"format": "json"})
+    cara_json = cara_v.stream(params={"format": "json"})
+    response = ada_v.request("POST", f"/conversations/{team}/calls", json={"type": "video"})
+    assert response.status_code == 201, response.text
+    call_id = response.json()["id"]
+    ringing = wait_for(bob_html, lambda e: e.name == f"call-ringing-{team}")
+    assert ringing.id is not None  # stored, so a reconnecting tab still sees it
+    assert f'id="call-{call_id}"' in ringing.data
+
+    response = ada_v.request(
+        "POST", f"/calls/{call_id}/signal", json={"to": bob, "type": "offer", "data": "v=0"}
+    )
+    assert response.status_code == 204, response.text
+    event = wait_for(bob_json, lambda e: e.name == "call-signal")
+    assert event.id is None
+    assert event.json() == {
+        "conversation_id": team,
+        "call_id": call_id,
+        "from": ada,
+        "type": "offer",
+        "data": "v=0",
+    }
+    # Whatever reached Cara before this later message would be there by now.
+    message = ada_v.send(team, "sync")
+    wait_for(cara_json, lambda e: e.name == "message-created" and e.json()["id"] == message["id"])
+    assert not [e for e in cara_json.events if e.name == "call-signal"]
+
+
+def test_a_running_server_marks_an_unanswered_call_missed(make, start_server, visit, ada, bob):
+    server = start_server(CALL_RING_SECONDS="0.5")
+    chat = make.private(ada, bob)
+    ada_v, bob_v = visit(ada, server), visit(bob, server)
+    bob_json = bob_v.stream(params={"format": "json"})
+    response = ada_v.request("POST", f"/conversations/{chat}/calls", json={"type": "audio"})
+    assert response.status_code == 201, response.text
+    ended = wait_for(bob_json, lambda e: e.name == "call-ended")
+    assert ended.json()["status"] == "missed"
+    entry = wait_for(bob_json, lambda e: e.name == "message-created")
+    assert entry.json()["body"] == "Missed audio call"
