@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from chipper.models import Call, CallMember, Message, utcnow
-from tests.conftest import JSON, text
+from tests.conftest import HTMX, JSON, text
 from tests.realtime_support import wait_for
 
 
@@ -565,3 +565,22 @@ def test_a_running_server_marks_an_unanswered_call_missed(make, start_server, vi
     assert ended.json()["status"] == "missed"
     entry = wait_for(bob_json, lambda e: e.name == "message-created")
     assert entry.json()["body"] == "Missed audio call"
+
+
+def test_htmx_gets_the_call_partial(client, bob_client, chat):
+    call_id = ring(client, chat)
+    response = bob_client.post(f"/calls/{call_id}/answer", headers=HTMX)
+    assert response.status_code == 200
+    html = text(response)
+    assert html.startswith(f'<div class="call call-active" id="call-{call_id}"')
+    assert "Audio call in progress" in html
+    assert 'name="csrf_token"' in html
+
+
+def test_caller_starting_again_goes_back_to_the_live_call(client, sql, chat):
+    call_id = ring(client, chat)
+    page = f"/conversations/{chat}"
+    response = client.submit(page, f"{page}/calls", {"type": "audio"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/calls/{call_id}"
+    assert status_of(sql, call_id) == "ringing"
