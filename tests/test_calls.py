@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from chipper.extensions import db
 from chipper.models import Call, CallMember, Message, utcnow
 from tests.conftest import HTMX, JSON, text
 from tests.realtime_support import wait_for
@@ -277,6 +278,56 @@ def test_second_start_from_a_browser_joins_the_live_call(client, bob_client, sql
     assert status_of(sql, call_id) == "active"
     assert states(sql, call_id)[bob] == "joined"
     assert sql.scalars(sa.select(Call.id)) == [call_id]
+
+
+def together(app, prefix: str, *requests) -> list:
+    """Runs the requests in threads that all reach their first statement starting with
+    `prefix` before any of them runs it; returns their responses in order."""
+    both = threading.Barrier(len(requests), timeout=10)
+    local = threading.local()
+
+    def wait_for_the_others(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith(prefix) and not getattr(local, "done", False):
+            local.done = True
+            both.wait()
+
+    responses = [None] * len(requests)
+
+    def go(i, request):
+        responses[i] = request()
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", wait_for_the_others)
+    try:
+        threads = [threading.Thread(target=go, args=pair) for pair in enumerate(requests)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", wait_for_the_others)
+    return responses
+
+
+def test_two_of_three_hanging_up_at_once_end_the_call(
+    make, app, client, login_client, sql, ada, bob, cara
+):
+    team = make.group(ada, [bob, cara])
+    call_id = ring(client, team)
+    bob_tab, cara_tab = login_client(bob), login_client(cara)
+    act(bob_tab, call_id, "answer")
+    act(cara_tab, call_id, "answer")
+    responses = together(
+        app,
+        "UPDATE CALLS ",
+        lambda: act(bob_tab, call_id, "end"),
+        lambda: act(cara_tab, call_id, "end"),
+    )
+    assert [r.status_code for r in responses] == [200, 200]
+    assert sorted(r.get_json()["status"] for r in responses) == ["active", "ended"]
+    assert status_of(sql, call_id) == "ended"
+    assert len(entries(sql, team)) == 1
 
 
 def test_concurrent_starts_make_one_call(app, client, bob_client, sql, chat):

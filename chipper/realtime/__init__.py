@@ -20,12 +20,12 @@ class Realtime:
     hub: Hub
     broker: LocalBroker | RedisBroker
     presence: LocalPresence | RedisPresence
-    # Pending "went offline?" checks, so shutting down can cancel them.
+    # Pending "went offline?" checks and missed-call timeouts, so shutting down can cancel them.
     timers: set = field(default_factory=set)
     closed: bool = False
 
     def close(self) -> None:
-        """Cancels pending presence checks (they would open database connections later)."""
+        """Cancels pending timers (they would open database connections later)."""
         self.closed = True
         for timer in list(self.timers):
             timer.cancel()

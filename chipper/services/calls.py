@@ -179,6 +179,19 @@ def _join(user: User, call: Call, conversation: Conversation) -> Call:
     return call
 
 
+def _lock(call_id: int, statuses: tuple[str, ...]) -> None:
+    """Takes the call's row (PostgreSQL) until the commit, so members deciding at once are
+    counted one after the other: two of three hanging up together leave one, who ends it."""
+    changed = db.session.execute(
+        sa.update(_calls)
+        .where(_calls.c.id == call_id, _calls.c.status.in_(statuses))
+        .values(updated_at=utcnow())
+    ).rowcount
+    if not changed:
+        db.session.rollback()
+        raise Conflict(f"This call is already over ({_load(call_id).summary.lower()}).")
+
+
 def _member_state(call_id: int, user_id: int):
     return sa.select(_members.c.state).where(
         _members.c.call_id == call_id, _members.c.user_id == user_id
@@ -198,6 +211,7 @@ def decline(user: User, call_id: int) -> Call:
     member = call.member(user.id)
     if not call.is_live or member is None or member.state != "invited":
         raise Conflict("This call is not ringing for you.")
+    _lock(call.id, ("ringing", "active"))
     changed = db.session.execute(
         sa.update(_members)
         .where(_members.c.id == member.id, _members.c.state == "invited")
@@ -211,7 +225,8 @@ def decline(user: User, call_id: int) -> Call:
             _members.c.call_id == call.id, _members.c.state == "invited"
         )
     )
-    if call.status == "ringing" and not still_ringing:
+    status = db.session.scalar(sa.select(_calls.c.status).where(_calls.c.id == call.id))
+    if status == "ringing" and not still_ringing:
         return _finish(call.id, conversation, "declined", ("ringing",))
     call = _load(call.id)
     event = _call_event("call-updated", call, conversation)
@@ -231,11 +246,11 @@ def end(user: User, call_id: int) -> Call:
         raise Forbidden("Only people in the call can end it.")
     if call.status == "ringing":
         return _finish(call.id, conversation, "cancelled", ("ringing",))
-    now = utcnow()
+    _lock(call.id, ("active",))
     db.session.execute(
         sa.update(_members)
         .where(_members.c.id == member.id, _members.c.state == "joined")
-        .values(state="left", left_at=now)
+        .values(state="left", left_at=utcnow())
     )
     if db.session.scalar(_joined_count(call.id)) < 2:
         return _finish(call.id, conversation, "ended", ("active",))
