@@ -592,3 +592,17 @@ def test_caller_starting_again_goes_back_to_the_live_call(client, sql, chat):
     assert response.status_code == 303
     assert response.headers["Location"] == f"/calls/{call_id}"
     assert status_of(sql, call_id) == "ringing"
+
+
+def test_conversation_page_shows_the_live_call_with_its_forms(client, bob_client, chat):
+    call_id = ring(client, chat, "video")
+    html = text(bob_client.get(f"/conversations/{chat}"))
+    assert f'id="call-{call_id}"' in html
+    assert "Video call ringing" in html
+    assert f'action="/calls/{call_id}/decline"' in html
+    response = bob_client.submit(f"/conversations/{chat}", f"/calls/{call_id}/decline", {})
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/conversations/{chat}"
+    html = text(bob_client.get(f"/conversations/{chat}"))
+    assert f'id="call-{call_id}"' not in html
+    assert "Declined video call" in html

@@ -6,6 +6,7 @@ from flask_login import current_user
 from chipper.models import Conversation, Message, User
 from chipper.services import conversations as svc
 from chipper.services.accounts import search_users
+from chipper.services.calls import live_call
 from chipper.services.conversations import ConversationSummary
 from chipper.services.messages import page_of_messages
 from chipper.web import is_htmx, page, wants_json
@@ -62,6 +63,7 @@ def conversation_page(conversation_id: int, before: int | None, status: int = 20
         "before": before,
         "candidates": candidates,
         "composer": {"body": "", "error": None},
+        "live_call": live_call(conversation) if before is None else None,
         "errors": {},
     }
     context.update(extra)
