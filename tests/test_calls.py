@@ -2,6 +2,7 @@
 call per conversation, racing answers, who may do what, signaling and the timeline entries."""
 
 import queue
+import re
 import threading
 import time
 from datetime import timedelta
@@ -372,11 +373,17 @@ def test_call_page_says_media_needs_javascript_and_offers_forms(client, bob_clie
     call_id = ring(client, chat)
     html = text(bob_client.get(f"/calls/{call_id}"))
     assert "Sound and video need JavaScript" in html
-    for action in ("answer", "decline", "end"):
-        assert f'action="/calls/{call_id}/{action}"' in html
+    # Each person is offered what is theirs to do: the one being rung answers or declines,
+    # the caller (and anyone who answered) hangs up.
+    offered = set(re.findall(rf'action="/calls/{call_id}/(\w+)"', html))
+    assert offered == {"answer", "decline"}
+    caller_page = text(client.get(f"/calls/{call_id}"))
+    assert set(re.findall(rf'action="/calls/{call_id}/(\w+)"', caller_page)) == {"end"}
     response = bob_client.submit(f"/calls/{call_id}", f"/calls/{call_id}/answer", {})
     assert response.status_code == 303
     assert response.headers["Location"] == f"/calls/{call_id}"
+    answered = text(bob_client.get(f"/calls/{call_id}"))
+    assert set(re.findall(rf'action="/calls/{call_id}/(\w+)"', answered)) == {"end"}
     response = bob_client.submit(f"/calls/{call_id}", f"/calls/{call_id}/end", {})
     assert response.status_code == 303
     assert response.headers["Location"] == f"/conversations/{chat}"

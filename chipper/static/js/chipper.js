@@ -57,8 +57,20 @@
     }
   });
 
+  // A broadcast call box shows every action; keep the reader's own (see calls/_call.html).
+  function markMyCallState(root) {
+    if (!me || !root.querySelectorAll) return;
+    var calls = Array.prototype.slice.call(root.querySelectorAll(".call[data-call-id]"));
+    if (root.matches && root.matches(".call[data-call-id]")) calls.push(root);
+    calls.forEach(function (call) {
+      var mine = call.querySelector('.call-members [data-user-id="' + me + '"]');
+      if (mine) call.dataset.myState = mine.dataset.state;
+    });
+  }
+
   document.addEventListener("htmx:load", function (event) {
     markMine(event.detail.elt);
+    markMyCallState(event.detail.elt);
   });
 
   document.addEventListener("htmx:afterSwap", function (event) {
