@@ -259,6 +259,16 @@ def test_missed_call_counts_as_unread_for_the_callee(app, client, bob_client, sq
     assert "Missed audio call" in page
 
 
+def test_an_answered_call_is_not_unread_for_those_who_took_part(client, bob_client, chat):
+    call_id = ring(client, chat)
+    assert bob_client.post(f"/calls/{call_id}/answer", headers=JSON).status_code == 200
+    assert client.post(f"/calls/{call_id}/end", headers=JSON).status_code == 200
+    for someone in (client, bob_client):
+        assert someone.get("/conversations/unread", headers=JSON).get_json() == {"unread": 0}
+    (row,) = bob_client.get("/conversations", headers=JSON).get_json()["conversations"]
+    assert row["last_message"]["body"].startswith("Audio call, 0:0")
+
+
 # One live call per conversation
 
 

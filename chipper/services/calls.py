@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from chipper.extensions import db
-from chipper.models import Call, CallMember, Conversation, Message, User, utcnow
+from chipper.models import Call, CallMember, Conversation, Message, Participant, User, utcnow
 from chipper.realtime import events
 from chipper.services import Conflict, Forbidden, Invalid, NotFound
 from chipper.services.conversations import conversation_for, member_ids, touch
@@ -29,6 +29,7 @@ SIGNAL_TYPES = ("offer", "answer", "candidate")
 
 _calls = Call.__table__
 _members = CallMember.__table__
+_participants = Participant.__table__
 
 
 # Reading
@@ -315,7 +316,7 @@ def _finish(
         [
             {
                 "conversation_id": conversation.id,
-                # The caller's entry: unread (a missed call too) for everyone else.
+                # The caller's entry; unread for those who did not take part (see below).
                 "user_id": call.initiated_by,
                 "body": call.summary,
                 "type": "call",
@@ -326,6 +327,19 @@ def _finish(
         ],
     ).one()
     touch(conversation, now)
+    # Whoever took part has seen this call: its entry is unread only for those who missed or
+    # declined it.
+    took_part = sa.select(_members.c.user_id).where(
+        _members.c.call_id == call_id, _members.c.joined_at.is_not(None)
+    )
+    db.session.execute(
+        sa.update(_participants)
+        .where(
+            _participants.c.conversation_id == conversation.id,
+            _participants.c.user_id.in_(took_part),
+        )
+        .values(last_read_at=now)
+    )
     recipients = member_ids(conversation)
     envelopes = events.record_many(
         {
