@@ -299,6 +299,7 @@ class Call(Timestamps, db.Model):
             "ended_at": iso(self.ended_at),
             "duration": self.duration,
             "summary": self.summary,
+            "screen_sharing": self.screen_sharing,
             "members": [m.to_json() for m in self.members],
         }
 
@@ -318,6 +319,9 @@ class CallMember(db.Model):
     state: Mapped[str] = mapped_column(sa.String(10))
     joined_at: Mapped[datetime | None] = mapped_column()
     left_at: Mapped[datetime | None] = mapped_column()
+    # Whether this member is showing their screen; the call's own screen_sharing says whether
+    # anyone is.
+    screen_sharing: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     call: Mapped[Call] = relationship(back_populates="members")
     user: Mapped[User] = relationship()
@@ -327,6 +331,7 @@ class CallMember(db.Model):
             "user_id": self.user_id,
             "name": self.user.name,
             "state": self.state,
+            "screen_sharing": self.screen_sharing,
             "joined_at": iso(self.joined_at),
             "left_at": iso(self.left_at),
         }
