@@ -61,7 +61,11 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def navigation():
+        from chipper.services.calls import ringing_for
         from chipper.services.conversations import total_unread
 
-        # A function, so only full pages (which show the navigation) pay for the query.
-        return {"nav_unread": lambda: total_unread(current_user)}
+        # Functions, so only full pages (which show the navigation) pay for the queries.
+        return {
+            "nav_unread": lambda: total_unread(current_user),
+            "ringing_calls": lambda: ringing_for(current_user),
+        }

@@ -249,6 +249,7 @@ class Call(Timestamps, db.Model):
         order_by="CallMember.id",
     )
     caller: Mapped[User | None] = relationship(foreign_keys=[initiated_by])
+    conversation: Mapped[Conversation] = relationship()
 
     LIVE = ("ringing", "active")
 
@@ -300,6 +301,8 @@ class Call(Timestamps, db.Model):
             "duration": self.duration,
             "summary": self.summary,
             "screen_sharing": self.screen_sharing,
+            # A group's name, so a ringing call can say where it comes from.
+            "conversation_name": self.conversation.name if self.conversation.is_group else None,
             "members": [m.to_json() for m in self.members],
         }
 
@@ -325,6 +328,17 @@ class CallMember(db.Model):
 
     call: Mapped[Call] = relationship(back_populates="members")
     user: Mapped[User] = relationship()
+
+    @property
+    def label(self) -> str:
+        """What the call page says of this member: ringing, in the call, declined..."""
+        if self.state == "invited":
+            return "ringing" if self.call.is_live else "no answer"
+        if self.state == "joined":
+            return "sharing their screen" if self.screen_sharing else "in the call"
+        if self.state == "left" and self.joined_at is None:
+            return "no answer"
+        return self.state
 
     def to_json(self) -> dict:
         return {

@@ -423,6 +423,7 @@ CALL_ROUTES = [
     ("POST", "/calls/{call}/decline"),
     ("POST", "/calls/{call}/end"),
     ("POST", "/calls/{call}/signal"),
+    ("POST", "/calls/{call}/screen"),
     ("POST", "/conversations/{chat}/calls"),
 ]
 
@@ -432,7 +433,10 @@ def test_outsiders_get_404(client, login_client, sql, chat, cara, method, path):
     call_id = ring(client, chat)
     url = path.format(call=call_id, chat=chat)
     response = login_client(cara).open(
-        url, method=method, json={"type": "audio", "to": 1, "data": {}}, headers=JSON
+        url,
+        method=method,
+        json={"type": "audio", "to": 1, "data": {}, "sharing": "on"},
+        headers=JSON,
     )
     assert response.status_code == 404
     assert status_of(sql, call_id) == "ringing"
@@ -559,6 +563,12 @@ def test_ringing_and_signals_arrive_over_real_streams(make, visit, ada, bob, car
     ringing = wait_for(bob_html, lambda e: e.name == f"call-ringing-{team}")
     assert ringing.id is not None  # stored, so a reconnecting tab still sees it
     assert f'id="call-{call_id}"' in ringing.data
+    # Every page also gets it as one `call` frame, which rings wherever Bob is.
+    generic = wait_for(bob_html, lambda e: e.name == "call")
+    assert generic.id == ringing.id
+    assert generic.json()["id"] == call_id
+    assert generic.json()["status"] == "ringing"
+    assert [m["state"] for m in generic.json()["members"]] == ["joined", "invited", "invited"]
 
     response = ada_v.request(
         "POST", f"/calls/{call_id}/signal", json={"to": bob, "type": "offer", "data": "v=0"}
@@ -566,6 +576,8 @@ def test_ringing_and_signals_arrive_over_real_streams(make, visit, ada, bob, car
     assert response.status_code == 204, response.text
     event = wait_for(bob_json, lambda e: e.name == "call-signal")
     assert event.id is None
+    page_event = wait_for(bob_html, lambda e: e.name == "call-signal")
+    assert page_event.json() == {"call_id": call_id, "from": ada, "type": "offer", "data": "v=0"}
     assert event.json() == {
         "conversation_id": team,
         "call_id": call_id,
@@ -623,3 +635,146 @@ def test_conversation_page_shows_the_live_call_with_its_forms(client, bob_client
     html = text(bob_client.get(f"/conversations/{chat}"))
     assert f'id="call-{call_id}"' not in html
     assert "Declined video call" in html
+
+
+# Screen sharing
+
+
+def sharing(sql, call_id: int) -> tuple[bool, dict[int, bool]]:
+    call = sql.scalar(sa.select(Call.screen_sharing).where(Call.id == call_id))
+    members = sql.rows(
+        sa.select(CallMember.user_id, CallMember.screen_sharing).where(
+            CallMember.call_id == call_id
+        )
+    )
+    return call, dict(members)
+
+
+def test_sharing_the_screen_is_shown_to_the_others(app, client, sql, live_call, ada, bob):
+    hub = app.extensions["chipper.realtime"].hub
+    bob_stream = hub.register(bob)
+    response = client.post(f"/calls/{live_call}/screen", json={"sharing": "on"}, headers=JSON)
+    assert response.status_code == 200
+    assert response.get_json()["screen_sharing"] is True
+    assert sharing(sql, live_call) == (True, {ada: True, bob: False})
+    _, envelope = bob_stream.get(timeout=1)
+    assert envelope["kind"] == "call-updated"
+    assert 'data-screen-sharing="on"' in envelope["html"]
+    assert "Ada · sharing their screen" in envelope["html"]
+    response = client.post(f"/calls/{live_call}/screen", json={"sharing": False}, headers=JSON)
+    assert response.get_json()["screen_sharing"] is False
+    assert sharing(sql, live_call) == (False, {ada: False, bob: False})
+
+
+def test_hanging_up_stops_your_screen_sharing(make, client, login_client, sql, ada, bob, cara):
+    team = make.group(ada, [bob, cara])
+    call_id = ring(client, team, "video")
+    bob_tab, cara_tab = login_client(bob), login_client(cara)
+    act(bob_tab, call_id, "answer")
+    act(cara_tab, call_id, "answer")
+    bob_tab.post(f"/calls/{call_id}/screen", json={"sharing": "on"}, headers=JSON)
+    assert sharing(sql, call_id)[0] is True
+    act(bob_tab, call_id, "end")
+    assert sharing(sql, call_id) == (False, {ada: False, bob: False, cara: False})
+
+
+def test_screen_sharing_from_the_page_without_javascript(client, live_call):
+    page = f"/calls/{live_call}"
+    response = client.submit(page, f"{page}/screen", {"sharing": "on"})
+    assert response.status_code == 303
+    assert response.headers["Location"] == page
+    assert "Ada · sharing their screen" in text(client.get(page))
+
+
+@pytest.mark.parametrize("value", ["", "maybe", "1"])
+def test_screen_sharing_needs_on_or_off(client, sql, live_call, value):
+    response = client.post(f"/calls/{live_call}/screen", json={"sharing": value}, headers=JSON)
+    assert response.status_code == 422
+    assert response.get_json()["error"] == "Say whether you are sharing your screen: on or off."
+    assert sharing(sql, live_call)[0] is False
+
+
+def test_only_people_in_an_answered_call_share_screens(client, bob_client, sql, chat):
+    call_id = ring(client, chat, "video")
+    for tab in (client, bob_client):  # ringing: nothing to show yet; Bob is not in it
+        response = tab.post(f"/calls/{call_id}/screen", json={"sharing": "on"}, headers=JSON)
+        assert response.status_code == 409
+    assert sharing(sql, call_id)[0] is False
+
+
+# Ringing on every page
+
+
+def test_every_page_shows_a_call_ringing_for_you(make, client, bob_client, chat, cara):
+    call_id = ring(client, chat, "video")
+    for page in ("/conversations", "/conversations/new", f"/conversations/{chat}"):
+        html = text(bob_client.get(page))
+        assert f'id="ringing-{call_id}"' in html, page
+        assert "<strong>Ada</strong> is calling you: video call" in html
+    # Not for the caller, nor for someone outside the conversation.
+    assert f'id="ringing-{call_id}"' not in text(client.get("/conversations"))
+    # Answering from it without JavaScript goes to the call; then it stops ringing.
+    response = bob_client.submit("/conversations", f"/calls/{call_id}/answer", {})
+    assert response.headers["Location"] == f"/calls/{call_id}"
+    assert f'id="ringing-{call_id}"' not in text(bob_client.get("/conversations"))
+
+
+def test_a_group_call_says_where_it_rings(make, client, login_client, ada, bob, cara):
+    team = make.group(ada, [bob, cara], name="Climbing")
+    call_id = ring(client, team)
+    html = text(login_client(cara).get("/conversations"))
+    assert "is calling you: audio call in Climbing" in html
+    body = client.get(f"/calls/{call_id}", headers=JSON).get_json()
+    assert body["call"]["conversation_name"] == "Climbing"
+
+
+def test_a_page_does_not_ring_for_a_call_that_rang_too_long(app, client, bob_client, sql, chat):
+    call_id = ring(client, chat)
+    app.config["CALL_RING_SECONDS"] = 0
+    assert f'id="ringing-{call_id}"' not in text(bob_client.get("/conversations"))
+    assert status_of(sql, call_id) == "missed"
+
+
+def test_in_an_answered_group_call_the_ringing_stops_for_those_who_did_not_answer(
+    app, make, client, login_client, sql, ada, bob, cara
+):
+    team = make.group(ada, [bob, cara])
+    call_id = ring(client, team, "video")
+    bob_tab, cara_tab = login_client(bob), login_client(cara)
+    act(bob_tab, call_id, "answer")
+    hub = app.extensions["chipper.realtime"].hub
+    cara_stream = hub.register(cara)
+    app.config["CALL_RING_SECONDS"] = 0
+    assert f'id="ringing-{call_id}"' not in text(cara_tab.get("/conversations"))
+    assert states(sql, call_id) == {ada: "joined", bob: "joined", cara: "left"}
+    assert status_of(sql, call_id) == "active"
+    _, envelope = cara_stream.get(timeout=1)
+    assert envelope["kind"] == "call-updated"
+    assert "Cara · no answer" in envelope["html"]
+    # She can still come in.
+    assert act(cara_tab, call_id, "answer").status_code == 200
+    assert states(sql, call_id)[cara] == "joined"
+
+
+def test_the_timer_stops_the_ringing_in_an_answered_group_call(
+    app, make, client, login_client, sql, ada, bob, cara
+):
+    app.config["CALL_RING_SECONDS"] = 0.3
+    team = make.group(ada, [bob, cara])
+    call_id = ring(client, team)
+    act(login_client(bob), call_id, "answer")
+    deadline = time.monotonic() + 5
+    while states(sql, call_id)[cara] == "invited" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert states(sql, call_id)[cara] == "left"
+    assert status_of(sql, call_id) == "active"
+
+
+def test_media_signals_are_relayed(app, client, live_call, bob):
+    hub = app.extensions["chipper.realtime"].hub
+    bob_stream = hub.register(bob)
+    state = {"audio": False, "video": True, "screen": False}
+    assert signal(client, live_call, to=bob, type="media", data=state).status_code == 204
+    _, envelope = bob_stream.get(timeout=1)
+    assert envelope["data"]["type"] == "media"
+    assert envelope["data"]["data"] == state

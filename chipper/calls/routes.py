@@ -8,7 +8,7 @@ from flask import current_app, jsonify, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from chipper.calls import bp
-from chipper.models import Call
+from chipper.models import Call, iso, utcnow
 from chipper.services import Invalid, calls
 from chipper.services.conversations import conversation_for
 from chipper.web import form_value, is_htmx, see_other, wants_json
@@ -45,12 +45,27 @@ def end(call_id: int):
     return answered(calls.end(current_user, call_id))
 
 
+@bp.post("/calls/<int:call_id>/screen")
+def screen(call_id: int):
+    sharing = form_value("sharing")
+    if sharing not in ("on", "off", "true", "false"):
+        raise Invalid("Say whether you are sharing your screen: on or off.", field="sharing")
+    return answered(calls.share_screen(current_user, call_id, sharing in ("on", "true")))
+
+
 @bp.get("/calls/<int:call_id>")
 def show(call_id: int):
     call, conversation = calls.call_for(current_user, call_id)
     if wants_json():
         return jsonify(call=call.to_json(), ice_servers=current_app.config["ICE_SERVERS"])
-    return render_template("calls/show.html", call=call, conversation_id=conversation.id)
+    return render_template(
+        "calls/show.html",
+        call=call,
+        conversation_id=conversation.id,
+        ice_servers=current_app.config["ICE_SERVERS"],
+        # The page's clock may be off: the call timer counts from the server's time.
+        now=iso(utcnow()),
+    )
 
 
 @bp.post("/calls/<int:call_id>/signal")

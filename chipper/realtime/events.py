@@ -31,6 +31,9 @@ LIST_KINDS = {
 UNREAD_KINDS = {"message-created", "message-deleted", "conversation-removed", "read"}
 # Kinds with no per-conversation frame of their own.
 LIST_ONLY = {"conversation-created", "read"}
+# A call's changes also go out as one `call` frame (JSON) that every page listens to: an
+# incoming call rings whatever page is open, and the call page follows its call.
+CALL_KINDS = {"call-ringing", "call-updated", "call-ended"}
 
 
 def record(
@@ -245,11 +248,13 @@ def frames(envelope: dict, user_id: int, fmt: str, eid: int | None) -> str:
     kind, cid = envelope["kind"], envelope["conversation_id"]
     if fmt == "json":
         return frame(kind, json.dumps({"conversation_id": cid, **envelope["data"]}), eid)
-    if kind == "presence":
+    if kind in ("presence", "call-signal"):
         return frame(kind, json.dumps(envelope["data"]), eid)
     out = []
     if kind not in LIST_ONLY:
         out.append(frame(f"{kind}-{cid}", envelope["html"], eid))
+    if kind in CALL_KINDS:
+        out.append(frame("call", json.dumps(envelope["data"]), eid))
     if kind in LIST_KINDS:
         out.append(frame("conversations-changed", str(cid), eid))
     own_message = kind.startswith("message-") and envelope["data"].get("user_id") == user_id

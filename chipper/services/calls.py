@@ -25,7 +25,9 @@ from chipper.services import Conflict, Forbidden, Invalid, NotFound
 from chipper.services.conversations import conversation_for, member_ids, touch
 
 CALL_TYPES = ("audio", "video")
-SIGNAL_TYPES = ("offer", "answer", "candidate")
+# A WebRTC offer, answer or ICE candidate, or "media": whether the sender's microphone,
+# camera and screen are on, so the others can show it at once.
+SIGNAL_TYPES = ("offer", "answer", "candidate", "media")
 
 _calls = Call.__table__
 _members = CallMember.__table__
@@ -57,8 +59,30 @@ def live_call(conversation: Conversation) -> Call | None:
     )
 
 
+def ringing_for(user: User) -> list[Call]:
+    """Calls ringing for the user now, in any of their conversations: every page shows them."""
+    ringing = sa.select(_members.c.call_id).where(
+        _members.c.user_id == user.id, _members.c.state == "invited"
+    )
+    calls = db.session.scalars(
+        _with_members(
+            sa.select(Call).where(Call.id.in_(ringing), Call.live_conversation_id.is_not(None))
+        ).order_by(Call.id)
+    ).all()
+    if not calls:
+        return []
+    cutoff = _ring_cutoff()
+    if any(c.created_at <= cutoff for c in calls):
+        for call in calls:
+            expire_missed(call_id=call.id)
+        return ringing_for(user)
+    return list(calls)
+
+
 def _with_members(stmt):
-    return stmt.options(selectinload(Call.members).selectinload(CallMember.user))
+    return stmt.options(
+        selectinload(Call.members).selectinload(CallMember.user), selectinload(Call.conversation)
+    )
 
 
 def _load(call_id: int) -> Call:
@@ -173,11 +197,7 @@ def _join(user: User, call: Call, conversation: Conversation) -> Call:
     if db.session.scalar(_joined_count(call.id)) > limit:
         db.session.rollback()
         raise Conflict(f"This call is full: calls take at most {limit} people.")
-    call = _load(call.id)
-    event = _call_event("call-updated", call, conversation)
-    db.session.commit()
-    events.publish(event)
-    return call
+    return _updated(call.id, conversation)
 
 
 def _lock(call_id: int, statuses: tuple[str, ...]) -> None:
@@ -229,11 +249,7 @@ def decline(user: User, call_id: int) -> Call:
     status = db.session.scalar(sa.select(_calls.c.status).where(_calls.c.id == call.id))
     if status == "ringing" and not still_ringing:
         return _finish(call.id, conversation, "declined", ("ringing",))
-    call = _load(call.id)
-    event = _call_event("call-updated", call, conversation)
-    db.session.commit()
-    events.publish(event)
-    return call
+    return _updated(call.id, conversation)
 
 
 def end(user: User, call_id: int) -> Call:
@@ -251,21 +267,52 @@ def end(user: User, call_id: int) -> Call:
     db.session.execute(
         sa.update(_members)
         .where(_members.c.id == member.id, _members.c.state == "joined")
-        .values(state="left", left_at=utcnow())
+        .values(state="left", left_at=utcnow(), screen_sharing=False)
     )
     if db.session.scalar(_joined_count(call.id)) < 2:
         return _finish(call.id, conversation, "ended", ("active",))
-    call = _load(call.id)
-    event = _call_event("call-updated", call, conversation)
-    db.session.commit()
-    events.publish(event)
-    return call
+    _sync_screen_sharing(call.id)
+    return _updated(call.id, conversation)
+
+
+def share_screen(user: User, call_id: int, sharing: bool) -> Call:
+    """Says whether the user is showing their screen in the call (the media itself goes
+    peer to peer); the others see who is."""
+    call, conversation = call_for(user, call_id)
+    member = call.member(user.id)
+    if call.status != "active" or member is None or member.state != "joined":
+        raise Conflict("Share your screen once you are in a call that has been answered.")
+    _lock(call.id, ("active",))
+    db.session.execute(
+        sa.update(_members)
+        .where(_members.c.id == member.id, _members.c.state == "joined")
+        .values(screen_sharing=sharing)
+    )
+    _sync_screen_sharing(call.id)
+    return _updated(call.id, conversation)
+
+
+def _sync_screen_sharing(call_id: int) -> None:
+    anyone = (
+        sa.select(_members.c.id)
+        .where(_members.c.call_id == call_id, _members.c.screen_sharing.is_(True))
+        .exists()
+    )
+    db.session.execute(
+        sa.update(_calls).where(_calls.c.id == call_id).values(screen_sharing=anyone)
+    )
+
+
+def _ring_cutoff():
+    return utcnow() - timedelta(seconds=current_app.config["CALL_RING_SECONDS"])
 
 
 def expire_missed(conversation_id: int | None = None, call_id: int | None = None) -> list[int]:
-    """Calls that rang longer than CALL_RING_SECONDS become missed. Run lazily by every read
-    and verb, and by a timer per call, so the ringing stops even when nobody looks."""
-    cutoff = utcnow() - timedelta(seconds=current_app.config["CALL_RING_SECONDS"])
+    """Calls that rang longer than CALL_RING_SECONDS become missed, and in a call already
+    answered, whoever it still rings for stops being rung. Run lazily by every read and verb,
+    and by a timer per call, so the ringing stops even when nobody looks."""
+    cutoff = _ring_cutoff()
+    _stop_ringing_in_active_calls(cutoff, conversation_id, call_id)
     stmt = sa.select(_calls.c.id, _calls.c.conversation_id).where(
         _calls.c.status == "ringing", _calls.c.created_at <= cutoff
     )
@@ -284,6 +331,34 @@ def expire_missed(conversation_id: int | None = None, call_id: int | None = None
     return expired
 
 
+def _stop_ringing_in_active_calls(cutoff, conversation_id, call_id) -> None:
+    """In an answered group call, members who have not answered within CALL_RING_SECONDS
+    stop being rung (state left, never joined: "no answer"). They can still join."""
+    stmt = sa.select(_calls.c.id, _calls.c.conversation_id).where(
+        _calls.c.status == "active",
+        _calls.c.created_at <= cutoff,
+        sa.select(_members.c.id)
+        .where(_members.c.call_id == _calls.c.id, _members.c.state == "invited")
+        .exists(),
+    )
+    if conversation_id is not None:
+        stmt = stmt.where(_calls.c.live_conversation_id == conversation_id)
+    if call_id is not None:
+        stmt = stmt.where(_calls.c.id == call_id)
+    for cid, conv_id in db.session.execute(stmt).all():
+        changed = db.session.execute(
+            sa.update(_members)
+            .where(_members.c.call_id == cid, _members.c.state == "invited")
+            .values(state="left")
+        ).rowcount
+        if not changed:
+            continue
+        conversation = db.session.get(Conversation, conv_id)
+        event = _call_event("call-updated", _load(cid), conversation)
+        db.session.commit()
+        events.publish(event)
+
+
 def _finish(
     call_id: int,
     conversation: Conversation,
@@ -300,7 +375,13 @@ def _finish(
     changed = db.session.execute(
         sa.update(_calls)
         .where(*condition)
-        .values(status=status, ended_at=now, live_conversation_id=None, updated_at=now)
+        .values(
+            status=status,
+            ended_at=now,
+            live_conversation_id=None,
+            updated_at=now,
+            screen_sharing=False,
+        )
     ).rowcount
     if not changed:
         db.session.rollback()
@@ -308,7 +389,7 @@ def _finish(
     db.session.execute(
         sa.update(_members)
         .where(_members.c.call_id == call_id, _members.c.state == "joined")
-        .values(state="left", left_at=now)
+        .values(state="left", left_at=now, screen_sharing=False)
     )
     call = _load(call_id)
     message = db.session.scalars(
@@ -362,6 +443,15 @@ def _finish(
     return call
 
 
+def _updated(call_id: int, conversation: Conversation) -> Call:
+    """Commits a change to a live call and tells its conversation."""
+    call = _load(call_id)
+    event = _call_event("call-updated", call, conversation)
+    db.session.commit()
+    events.publish(event)
+    return call
+
+
 def _call_event(kind: str, call: Call, conversation: Conversation) -> dict:
     return events.record(
         kind,
@@ -406,7 +496,7 @@ def signal(user: User, call_id: int, to, signal_type, data) -> None:
     user's streams only. Live only: nothing is stored."""
     call, conversation = call_for(user, call_id)
     if signal_type not in SIGNAL_TYPES:
-        raise Invalid("A signal is an offer, an answer or a candidate.", field="type")
+        raise Invalid("A signal is an offer, an answer, a candidate or media.", field="type")
     if isinstance(to, bool) or not isinstance(to, int):
         raise Invalid("Say whom the signal is for (a user id).", field="to")
     if data is None or not isinstance(data, dict | str):
@@ -424,8 +514,4 @@ def signal(user: User, call_id: int, to, signal_type, data) -> None:
         raise Invalid("That person is not in this call.", field="to")
     payload = {"call_id": call.id, "from": user.id, "type": signal_type, "data": data}
     db.session.commit()  # ends the read transaction; nothing was written
-    events.publish(
-        events.ephemeral(
-            "call-signal", conversation.id, [to], html=json.dumps(payload), data=payload
-        )
-    )
+    events.publish(events.ephemeral("call-signal", conversation.id, [to], data=payload))

@@ -1,9 +1,11 @@
-"""Calls in the browser, before media: the ringing box on the other person's open page."""
+"""Calls in Chromium: two people, each in their own browser context with a fake camera and
+microphone, ringing, answering, media flowing both ways, screen sharing, hanging up, declining
+and not answering."""
 
 import re
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.browser
 
@@ -13,35 +15,163 @@ document.addEventListener("htmx:sseOpen", () => { window.__streamOpen = true; })
 """
 
 
-def test_ringing_shows_the_callee_answer_and_decline_and_the_caller_hang_up(browse, make):
+def open_page(browse, make, user, path: str) -> Page:
+    page = browse.page()
+    page.add_init_script(STREAM_OPEN)
+    browse.log_in(page, make.email(user))
+    page.goto(path)
+    page.wait_for_function("() => window.__streamOpen === true")
+    return page
+
+
+def remote_video_plays(page: Page) -> None:
+    """The other person's tile shows moving video: it has a size and its time advances."""
+    page.wait_for_function(
+        """() => {
+            const v = document.querySelector('.tile:not(.tile-me) video');
+            return v && v.videoWidth > 0 && v.currentTime > 0;
+        }"""
+    )
+    before = page.evaluate("document.querySelector('.tile:not(.tile-me) video').currentTime")
+    page.wait_for_function(
+        "t => document.querySelector('.tile:not(.tile-me) video').currentTime > t + 0.5", arg=before
+    )
+
+
+def test_video_call_rings_connects_shares_the_screen_and_hangs_up(browse, make):
     ada, bob = make.user("Ada"), make.user("Bob")
     chat = make.private(ada, bob)
-    pages = {}
-    for user in (bob, ada):
-        page = browse.page()
-        page.add_init_script(STREAM_OPEN)
-        browse.log_in(page, make.email(user))
-        page.goto(f"/conversations/{chat}")
-        page.wait_for_function("() => window.__streamOpen === true")
-        pages[user] = page
+    # Bob is on the conversation list, not in the conversation.
+    bob_page = open_page(browse, make, bob, "/conversations")
+    ada_page = open_page(browse, make, ada, f"/conversations/{chat}")
 
-    pages[ada].get_by_role("button", name="Video call").click()
-    expect(pages[ada]).to_have_url(re.compile(r"/calls/\d+$"))
-    caller_box = pages[ada].locator(".call")
-    expect(caller_box.get_by_role("button", name="Hang up")).to_be_visible()
-    expect(caller_box.get_by_role("button", name="Answer")).to_have_count(0)
+    ada_page.get_by_role("button", name="Video call").click()
+    expect(ada_page).to_have_url(re.compile(r"/calls/\d+$"))
+    expect(ada_page.locator(".call-connection")).to_have_text("Ringing…")
 
-    # Bob's open conversation gets the call from the stream, without a reload.
-    ringing = pages[bob].locator("#live-call .call")
-    expect(ringing).to_contain_text("Video call ringing")
-    expect(ringing.get_by_role("button", name="Answer")).to_be_visible()
-    expect(ringing.get_by_role("button", name="Decline")).to_be_visible()
+    box = bob_page.locator("#ringing .ringing-call")
+    expect(box).to_contain_text("Ada is calling you: video call")
+    expect(bob_page).to_have_title(re.compile("^Incoming call"))
+    box.get_by_role("button", name="Answer").click()
+    expect(bob_page).to_have_url(ada_page.url)
+
+    for page in (ada_page, bob_page):
+        expect(page.locator(".call-connection")).to_have_text("Connected")
+        other = page.locator(".tile:not(.tile-me)")
+        expect(other).to_have_attribute("data-connection", "connected")
+    for page in (ada_page, bob_page):
+        remote_video_plays(page)
+        expect(page.locator(".call-timer")).to_have_text(re.compile(r"^0:0[0-9]$"))
+
+    ada_page.get_by_role("button", name="Share screen").click()
+    expect(ada_page.get_by_role("button", name="Stop sharing")).to_be_visible()
+    expect(bob_page.locator(".call-box .call")).to_have_attribute("data-screen-sharing", "on")
+    expect(bob_page.locator(".call-box")).to_contain_text("Ada · sharing their screen")
+    expect(bob_page.locator(".tile:not(.tile-me)")).to_have_attribute("data-screen-sharing", "on")
+    remote_video_plays(bob_page)  # the screen now, swapped in without renegotiating
+
+    bob_page.get_by_role("button", name="Mute").click()
+    expect(ada_page.locator(".tile:not(.tile-me)")).to_have_attribute("data-audio", "off")
+
+    ada_page.get_by_role("button", name="Hang up").click()
+    for page in (ada_page, bob_page):
+        expect(page).to_have_url(re.compile(rf"/conversations/{chat}$"))
+        expect(page.locator("#messages")).to_contain_text(re.compile(r"Video call, 0:\d\d"))
+    assert not browse.errors, browse.errors
+
+
+def test_declining_stops_the_ringing_and_tells_the_caller(browse, make):
+    ada, bob = make.user("Ada"), make.user("Bob")
+    chat = make.private(ada, bob)
+    bob_page = open_page(browse, make, bob, "/conversations")
+    bob_tab2 = open_page(browse, make, bob, "/conversations")
+    ada_page = open_page(browse, make, ada, f"/conversations/{chat}")
+
+    ada_page.get_by_role("button", name="Audio call").click()
+    expect(ada_page).to_have_url(re.compile(r"/calls/\d+$"))
+    for page in (bob_page, bob_tab2):
+        expect(page.locator("#ringing .ringing-call")).to_contain_text("audio call")
+    bob_page.locator("#ringing").get_by_role("button", name="Decline").click()
+    # Both of Bob's tabs stop ringing; Ada's call page goes back to the conversation.
+    for page in (bob_page, bob_tab2):
+        expect(page.locator("#ringing .ringing-call")).to_have_count(0)
+        expect(page).not_to_have_title(re.compile("^Incoming call"))
+    expect(ada_page).to_have_url(re.compile(rf"/conversations/{chat}$"))
+    expect(ada_page.locator("#messages")).to_contain_text("Declined audio call")
+    assert not browse.errors, browse.errors
+
+
+def test_an_unanswered_call_becomes_missed(app, browse, make):
+    app.config["CALL_RING_SECONDS"] = 2
+    ada, bob = make.user("Ada"), make.user("Bob")
+    chat = make.private(ada, bob)
+    bob_page = open_page(browse, make, bob, "/conversations")
+    ada_page = open_page(browse, make, ada, f"/conversations/{chat}")
+
+    ada_page.get_by_role("button", name="Audio call").click()
+    expect(bob_page.locator("#ringing .ringing-call")).to_be_visible()
+    # Nobody answers: the server gives up, the ringing stops and the caller goes back.
+    expect(bob_page.locator("#ringing .ringing-call")).to_have_count(0, timeout=10_000)
+    expect(ada_page).to_have_url(re.compile(rf"/conversations/{chat}$"))
+    expect(ada_page.locator("#messages")).to_contain_text("Missed audio call")
+    # For Bob it is unread, on the list he is looking at.
+    expect(bob_page.locator(".conversation-list")).to_contain_text("Missed audio call")
+    expect(bob_page.locator("nav .badge")).to_have_text("1 unread")
+    assert not browse.errors, browse.errors
+
+
+def test_answering_from_the_open_conversation_goes_to_the_call(browse, make):
+    ada, bob = make.user("Ada"), make.user("Bob")
+    chat = make.private(ada, bob)
+    bob_page = open_page(browse, make, bob, f"/conversations/{chat}")
+    ada_page = open_page(browse, make, ada, f"/conversations/{chat}")
+
+    ada_page.get_by_role("button", name="Audio call").click()
+    expect(ada_page).to_have_url(re.compile(r"/calls/\d+$"))
+    ringing = bob_page.locator("#live-call .call")
+    expect(ringing).to_contain_text("Audio call ringing")
     expect(ringing.get_by_role("button", name="Hang up")).to_be_hidden()
-    # Answering from that box (a broadcast copy, so htmx sends the page's CSRF token).
     ringing.get_by_role("button", name="Answer").click()
-    box = pages[bob].locator("#live-call .call")
-    expect(box).to_contain_text("Bob · joined")
-    expect(box.get_by_role("button", name="Hang up")).to_be_visible()
-    expect(box.get_by_role("button", name="Answer")).to_have_count(0)
-    expect(pages[bob]).to_have_url(re.compile(rf"/conversations/{chat}$"))
+    expect(bob_page).to_have_url(ada_page.url)
+    # An audio call shows each person's initial instead of video.
+    for page in (ada_page, bob_page):
+        expect(page.locator(".call-connection")).to_have_text("Connected")
+        other = page.locator(".tile:not(.tile-me)")
+        expect(other.locator(".avatar")).to_be_visible()
+        expect(other).not_to_have_class(re.compile("has-video"))
+    # Bob turns his camera on: the audio call becomes a video call for Ada (renegotiated).
+    bob_page.get_by_role("button", name="Camera on").click()
+    expect(bob_page.get_by_role("button", name="Camera off")).to_be_visible()
+    remote_video_plays(ada_page)
+    expect(ada_page.locator(".tile:not(.tile-me)")).to_have_class(re.compile("has-video"))
+    assert not browse.errors, browse.errors
+
+
+def test_three_people_in_a_group_call_each_see_the_two_others(browse, make):
+    ada, bob, cara = make.user("Ada"), make.user("Bob"), make.user("Cara")
+    team = make.group(ada, [bob, cara], name="Climbing")
+    pages = [open_page(browse, make, user, "/conversations") for user in (bob, cara, ada)]
+    bob_page, cara_page, ada_page = pages
+    ada_page.goto(f"/conversations/{team}")
+    ada_page.get_by_role("button", name="Video call").click()
+    expect(ada_page).to_have_url(re.compile(r"/calls/\d+$"))
+    for page in (bob_page, cara_page):
+        box = page.locator("#ringing .ringing-call")
+        expect(box).to_contain_text("Ada is calling you: video call in Climbing")
+        box.get_by_role("button", name="Answer").click()
+        expect(page).to_have_url(ada_page.url)
+    # A full mesh: everyone is connected to both others and sees both videos move.
+    for page in pages:
+        expect(page.locator(".tile:not(.tile-me)")).to_have_count(2)
+        expect(page.locator(".call-connection")).to_have_text("Connected")
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('.tile:not(.tile-me) video')]
+                     .every(v => v.videoWidth > 0 && v.currentTime > 0.5)"""
+        )
+    # Cara leaves; Ada and Bob go on together.
+    cara_page.get_by_role("button", name="Hang up").click()
+    expect(cara_page).to_have_url(re.compile(rf"/conversations/{team}$"))
+    for page in (ada_page, bob_page):
+        expect(page.locator(".tile:not(.tile-me)")).to_have_count(1)
+        expect(page.locator(".call-box")).to_contain_text("Cara · left")
     assert not browse.errors, browse.errors
