@@ -52,6 +52,8 @@ def test_video_call_rings_connects_shares_the_screen_and_hangs_up(browse, make):
     box = bob_page.locator("#ringing .ringing-call")
     expect(box).to_contain_text("Ada is calling you: video call")
     expect(bob_page).to_have_title(re.compile("^Incoming call"))
+    # The ring tone plays (this browser allows sound without a click).
+    expect(bob_page.locator("#ringing")).to_have_attribute("data-sound", "on")
     box.get_by_role("button", name="Answer").click()
     expect(bob_page).to_have_url(ada_page.url)
 

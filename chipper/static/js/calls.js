@@ -279,6 +279,7 @@
       caption.append(name, state);
       figure.append(video, avatar, caption);
       if (userId === me) stage.append(figure); else stage.insertBefore(figure, stage.querySelector(".tile-me"));
+      countTiles();
       return figure;
     }
 
@@ -380,6 +381,12 @@
       }
       var figure = stage.querySelector('.tile[data-user-id="' + userId + '"]');
       if (figure) figure.remove();
+      countTiles();
+    }
+
+    // Two people: the other fills the stage and you are a small picture in its corner.
+    function countTiles() {
+      stage.dataset.count = stage.querySelectorAll(".tile").length;
     }
 
     function receive(signal) {
@@ -517,11 +524,11 @@
     function refreshControls() {
       function set(action, pressed, label) {
         var button = el.querySelector('[data-action="' + action + '"]');
-        button.setAttribute("aria-pressed", String(pressed));
+        if (pressed !== null) button.setAttribute("aria-pressed", String(pressed));
         button.textContent = label;
       }
       set("mute", muted, muted ? "Unmute" : "Mute");
-      set("camera", !!camera, camera ? "Camera off" : "Camera on");
+      set("camera", null, camera ? "Camera off" : "Camera on");
       set("screen", !!screen, screen ? "Stop sharing" : "Share screen");
     }
 
