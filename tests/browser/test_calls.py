@@ -65,6 +65,15 @@ def test_video_call_rings_connects_shares_the_screen_and_hangs_up(browse, make):
         remote_video_plays(page)
         expect(page.locator(".call-timer")).to_have_text(re.compile(r"^0:0[0-9]$"))
 
+    # The same call opened in a second tab of Bob's browser stays out of the way, and
+    # closing that tab does not hang up.
+    second = bob_page.context.new_page()
+    second.goto(bob_page.url)
+    expect(second.locator(".call-note")).to_contain_text("open in another tab")
+    second.close()
+    expect(ada_page.locator(".call-connection")).to_have_text("Connected")
+    expect(ada_page.locator(".call-box")).to_contain_text("Bob · in the call")
+
     ada_page.get_by_role("button", name="Share screen").click()
     expect(ada_page.get_by_role("button", name="Stop sharing")).to_be_visible()
     expect(bob_page.locator(".call-box .call")).to_have_attribute("data-screen-sharing", "on")

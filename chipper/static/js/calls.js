@@ -440,7 +440,27 @@
       });
     }
 
+    // One tab per browser runs the call: a second one would answer the same signals.
+    var elsewhere = false;
     function start() {
+      if (started || elsewhere) return;
+      if (!navigator.locks) return begin();
+      elsewhere = true; // until the lock says otherwise
+      navigator.locks.request("chipper-call-" + call.id, { ifAvailable: true }, function (lock) {
+        if (!lock) {
+          el.dataset.phase = "elsewhere";
+          note("This call is open in another tab of this browser: carry on there.");
+          refreshStatus();
+          return null;
+        }
+        elsewhere = false;
+        begin();
+        // Held for as long as this page lives.
+        return new Promise(function () {});
+      });
+    }
+
+    function begin() {
       if (started) return;
       started = true;
       el.dataset.phase = "joining";
@@ -496,7 +516,8 @@
     function refreshStatus() {
       var text;
       var states = Array.from(peers.values()).map(function (p) { return p.pc.connectionState; });
-      if (!started) text = "Join the call to talk.";
+      if (el.dataset.phase === "elsewhere") text = "In another tab";
+      else if (!started) text = "Join the call to talk.";
       else if (call.status === "ringing") text = "Ringing…";
       else if (!states.length) text = "Waiting for the others…";
       else if (states.every(function (s) { return s === "connected"; })) text = "Connected";
