@@ -35,11 +35,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     from chipper.calls import bp as calls_bp
     from chipper.conversations import bp as conversations_bp
     from chipper.messages import bp as messages_bp
+    from chipper.pwa import bp as pwa_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(conversations_bp)
     app.register_blueprint(messages_bp)
     app.register_blueprint(attachments_bp)
     app.register_blueprint(calls_bp)
+    app.register_blueprint(pwa_bp)
     realtime.init_app(app)
     return app

@@ -1,6 +1,6 @@
 """Register, log in, log out."""
 
-from flask import jsonify, request, url_for
+from flask import jsonify, make_response, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 
@@ -75,9 +75,12 @@ def login():
 @login_required
 def logout():
     logout_user()
-    if wants_json():
-        return "", 204
-    return see_other(url_for("auth.login"))
+    response = ("", 204) if wants_json() else see_other(url_for("auth.login"))
+    response = make_response(response)
+    # Nothing of this account stays on the device: the browser's cache, and the service
+    # worker's saved pages (site storage; the worker registers again on the next page).
+    response.headers["Clear-Site-Data"] = '"cache", "storage"'
+    return response
 
 
 @bp.get("/")

@@ -68,12 +68,19 @@ class Upload:
 
 
 def send_message(
-    user: User, conversation: Conversation, body: str | None, upload: Upload | None = None
+    user: User,
+    conversation: Conversation,
+    body: str | None,
+    upload: Upload | None = None,
+    *,
+    stored: attachments.StoredFile | None = None,
 ) -> Message:
     """A text message, or a file with an optional caption. The file is checked and stored
-    first; if anything after that fails, it is removed again."""
-    body = clean_body(body, required=upload is None)
-    stored = attachments.store(upload.stream, upload.filename) if upload else None
+    first (or was, when it comes `stored` already: a shared file); if anything after that
+    fails, it is removed again."""
+    body = clean_body(body, required=upload is None and stored is None)
+    if upload:
+        stored = attachments.store(upload.stream, upload.filename)
     try:
         message = _insert_message(user, conversation, body, stored)
         event = _message_event("message-created", message, conversation)

@@ -1,0 +1,94 @@
+// The installable app, page side: registers the service worker, says when the page is offline,
+// keeps the app icon's badge at the unread count, and turns push notifications on and off.
+// Nothing here is needed for Chipper to work; without it (or without JavaScript) the pages are
+// the same, only not kept for offline reading.
+(function () {
+  "use strict";
+
+  var body = document.body;
+  var worker = "serviceWorker" in navigator ? navigator.serviceWorker : null;
+
+  if (worker && body.dataset.serviceWorker) {
+    worker.register(body.dataset.serviceWorker, { scope: "/" }).catch(function () {});
+    // A page that loaded while the worker was activating is not claimed with the others:
+    // ask again, so this page too is kept for offline reading.
+    worker.ready.then(function (registration) {
+      if (!worker.controller && registration.active) {
+        registration.active.postMessage({ type: "claim" });
+      }
+    });
+  }
+
+  function tellWorker(message) {
+    if (!worker) return;
+    worker.ready.then(function (registration) {
+      if (registration.active) registration.active.postMessage(message);
+    });
+  }
+
+  // A signed-out page (after logging out, or when the session ended) leaves no private page
+  // behind on this device. The logout answer also clears site data; this covers the rest.
+  if (body.dataset.session === "out") tellWorker({ type: "signed-out" });
+  document.addEventListener("submit", function (event) {
+    if (event.target.matches && event.target.matches("form[data-logout]")) {
+      tellWorker({ type: "signed-out" });
+    }
+  });
+
+  // Offline notice. The service worker unhides it on a saved copy (data-offline-copy); a live
+  // page shows it while the connection is down.
+  var notice = document.querySelector("[data-offline-notice]");
+  var savedCopy = notice && notice.hasAttribute("data-offline-copy");
+  function showConnection() {
+    if (!notice) return;
+    notice.hidden = !savedCopy && navigator.onLine;
+  }
+  window.addEventListener("offline", showConnection);
+  window.addEventListener("online", function () {
+    showConnection();
+    if (savedCopy) reloadWhenReachable();
+  });
+  showConnection();
+
+  // A saved copy gives way to the real page as soon as the server answers again. "online"
+  // only says a network is there (and fires early), so the server is asked first: a HEAD
+  // request, which the service worker leaves to the network. Also tried every few seconds,
+  // for a server that was down while the network was not.
+  var retryTimer = null;
+  function reloadWhenReachable() {
+    clearTimeout(retryTimer);
+    fetch(location.href, { method: "HEAD", cache: "no-store", credentials: "same-origin" })
+      .then(function (response) {
+        if (response.status < 500) location.reload();
+        else retryLater();
+      }, retryLater);
+  }
+  function retryLater() {
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(reloadWhenReachable, 5000);
+  }
+  if (savedCopy) retryLater();
+
+  var retry = document.querySelector("[data-retry]");
+  if (retry) {
+    retry.addEventListener("click", function (event) {
+      event.preventDefault();
+      location.reload();
+    });
+  }
+
+  // The app icon's badge follows the unread count in the navigation.
+  function unreadCount() {
+    var badge = document.querySelector("#nav-unread .badge");
+    var n = badge ? parseInt(badge.textContent, 10) : 0;
+    return isNaN(n) ? 0 : n;
+  }
+  function updateBadge() {
+    if (body.dataset.session !== "in" || savedCopy || !("setAppBadge" in navigator)) return;
+    var n = unreadCount();
+    (n > 0 ? navigator.setAppBadge(n) : navigator.clearAppBadge()).catch(function () {});
+  }
+  // After any swap: the badge is swapped out whole (outerHTML) when the count changes.
+  document.addEventListener("htmx:afterSettle", updateBadge);
+  updateBadge();
+})();
