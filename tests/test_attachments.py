@@ -181,6 +181,14 @@ ACCEPTED = {
     "pdf": (PDF, "minutes.pdf", "file", "application/pdf"),
     # Real encoded files (FFmpeg through PyAV), as phones and browsers send them.
     "real mp3": (media_samples.mp3(), "tone.mp3", "audio", "audio/mpeg"),
+    "real mp3 without a tag": (media_samples.mp3_without_tag(), "tone.mp3", "audio", "audio/mpeg"),
+    "real mp3 with crcs (ff fa)": (media_samples.mp3_with_crc(), "crc.mp3", "audio", "audio/mpeg"),
+    "real mpeg-2.5 mp3 (ff e3)": (
+        media_samples.mp3_without_tag(rate=8000),
+        "phone.mp3",
+        "audio",
+        "audio/mpeg",
+    ),
     "real ogg opus": (media_samples.ogg_opus(), "tone.ogg", "audio", "audio/ogg"),
     "real m4a (aac)": (media_samples.m4a(), "memo.m4a", "audio", "audio/mp4"),
     "real webm audio (opus)": (media_samples.webm_audio(), "note.webm", "audio", "audio/webm"),
@@ -422,6 +430,8 @@ REFUSED = {
     "truncated png": (image("PNG", size=(200, 200))[:-30], "cut.png", 400, DAMAGED),
     "truncated mp4": (iso_media(b"isom", b"vide")[:-20], "cut.mp4", 400, DAMAGED),
     "truncated mp3": (mp3(frames=1)[:200], "cut.mp3", 400, DAMAGED),
+    # Starts like an MP3 frame that filetype does not know: the frame checks still apply.
+    "truncated mp3 with crcs": (media_samples.mp3_with_crc()[:200], "cut.mp3", 400, DAMAGED),
     "pdf without its end": (PDF[:-7], "cut.pdf", 400, DAMAGED),
     "empty": (b"", "nothing.png", 400, "This file is empty."),
     "decompression bomb": (png_bomb(), "bomb.png", 400, "Images can be at most 50 megapixels"),

@@ -207,15 +207,18 @@ def detect(f: BinaryIO, size: int) -> tuple[str, str, str]:
     """(kind, content type, file extension) of the open file, or Unsupported / Damaged."""
     head = f.read(8192)
     guess = filetype.guess(head)
-    if guess is None or guess.extension not in SNIFFED:
+    sniffed = guess.extension if guess else None
+    if sniffed not in SNIFFED and _mp3_sync(head):
+        sniffed = "mp3"  # the frame checks below decide
+    if sniffed not in SNIFFED:
         raise Unsupported(UNSUPPORTED, field="file")
-    kind, content_type, extension = SNIFFED[guess.extension]
+    kind, content_type, extension = SNIFFED[sniffed]
     try:
         if kind == "mp4":
             return _mp4(f, size)
         if kind == "webm":
             return _webm(f, size)
-        check = CHECKS.get(guess.extension)
+        check = CHECKS.get(sniffed)
         if check:
             check(f, head, size)
     except (struct.error, EOFError, IndexError):
@@ -234,6 +237,14 @@ _MP3_BITRATES = {
     2: [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160],
 }
 _MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def _mp3_sync(head: bytes) -> bool:
+    """Whether the file starts like a layer III frame without an ID3 tag before it. filetype
+    knows only three of the six ways (FF FB, F3, F2): not FF FA, MPEG-1 with a CRC after
+    the header, nor FF E3 and E2, MPEG-2.5 (8 to 12 kHz)."""
+    # 11111111 111VVLLP: layer (LL) III is 01; version (VV) 01 is reserved.
+    return len(head) > 1 and head[0] == 0xFF and head[1] & 0xE6 == 0xE2 and head[1] & 0x18 != 0x08
 
 
 def _mp3_frame_length(header: bytes) -> int:
