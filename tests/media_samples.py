@@ -80,6 +80,11 @@ def mp3() -> bytes:
     return encoded("mp3", None, "libmp3lame")
 
 
+def adts_aac() -> bytes:
+    """Raw AAC in ADTS frames (.aac), as some recorders and radio streams save it."""
+    return encoded("adts", None, "aac")
+
+
 # Without an ID3 tag an MP3 starts with its first frame's header; FFmpeg writes neither the
 # tag nor the Xing frame when told not to.
 NO_TAG = {"id3v2_version": "0", "write_xing": "0"}

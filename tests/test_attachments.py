@@ -12,6 +12,7 @@ import os
 import re
 import struct
 import wave
+from pathlib import Path
 from urllib.parse import urlsplit
 from zlib import crc32
 
@@ -21,6 +22,7 @@ from PIL import Image
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
+from chipper.config import Config
 from chipper.models import Attachment, Event, Message
 from chipper.services import ServiceError, attachments
 from tests import media_samples
@@ -189,6 +191,7 @@ ACCEPTED = {
         "audio",
         "audio/mpeg",
     ),
+    "real aac (adts)": (media_samples.adts_aac(), "radio.aac", "audio", "audio/aac"),
     "real ogg opus": (media_samples.ogg_opus(), "tone.ogg", "audio", "audio/ogg"),
     "real m4a (aac)": (media_samples.m4a(), "memo.m4a", "audio", "audio/mp4"),
     "real webm audio (opus)": (media_samples.webm_audio(), "note.webm", "audio", "audio/webm"),
@@ -269,6 +272,8 @@ def test_each_kind_is_typed_from_its_bytes_stored_and_served(
     assert served.status_code == 200
     assert served.mimetype == content_type
     assert served.headers["X-Content-Type-Options"] == "nosniff"
+    # Whoever signs in next in the same browser must not get this copy from a shared cache.
+    assert "Cookie" in served.vary
     assert served.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
     assert served.headers["Accept-Ranges"] == "bytes"
     assert served.headers["ETag"]
@@ -420,6 +425,7 @@ def png_bomb(width=30_000, height=30_000) -> bytes:
 
 
 TEN_MB = 10 * 1024 * 1024
+WEBM_AUDIO = media_samples.webm_audio()
 REFUSED = {
     "script renamed .png": (SCRIPT, "cat.png", 415, UNSUPPORTED),
     "svg": (SVG, "logo.svg", 415, UNSUPPORTED),
@@ -432,6 +438,12 @@ REFUSED = {
     "truncated mp3": (mp3(frames=1)[:200], "cut.mp3", 400, DAMAGED),
     # Starts like an MP3 frame that filetype does not know: the frame checks still apply.
     "truncated mp3 with crcs": (media_samples.mp3_with_crc()[:200], "cut.mp3", 400, DAMAGED),
+    # FFmpeg gives the Segment its size, so a cut anywhere shows.
+    "truncated webm": (WEBM_AUDIO[: len(WEBM_AUDIO) // 2], "cut.webm", 400, DAMAGED),
+    # Cut inside its first page, which names the codec.
+    "truncated ogg": (media_samples.ogg_opus()[:40], "cut.ogg", 400, DAMAGED),
+    # Cut before its data chunk.
+    "truncated wav": (wav()[:40], "cut.wav", 400, DAMAGED),
     "pdf without its end": (PDF[:-7], "cut.pdf", 400, DAMAGED),
     "empty": (b"", "nothing.png", 400, "This file is empty."),
     "decompression bomb": (png_bomb(), "bomb.png", 400, "Images can be at most 50 megapixels"),
@@ -509,6 +521,16 @@ def test_a_failed_save_removes_the_file(client, sql, chat, folder, monkeypatch):
         send(client, chat, image("JPEG"), "photo.jpg")
     assert files_in(folder) == set()
     assert counts(sql) == (0, 0)
+
+
+def test_uploads_default_to_the_instance_folder_outside_static(app, monkeypatch):
+    """Files in static/ would be served to anyone, without a login."""
+    monkeypatch.delenv("UPLOAD_FOLDER", raising=False)
+    monkeypatch.setenv("SECRET_KEY", "not written to the instance folder")
+    folder = Path(Config(app.instance_path).UPLOAD_FOLDER).resolve()
+    assert folder.is_relative_to(Path(app.instance_path).resolve())
+    assert not folder.is_relative_to(Path(app.static_folder).resolve())
+    assert not folder.is_relative_to(Path(app.root_path).resolve())
 
 
 def test_an_empty_file_field_sends_text(client, chat, folder):
