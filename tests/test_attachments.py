@@ -11,6 +11,7 @@ import json
 import os
 import re
 import struct
+import time
 import wave
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -521,6 +522,36 @@ def test_a_failed_save_removes_the_file(client, sql, chat, folder, monkeypatch):
         send(client, chat, image("JPEG"), "photo.jpg")
     assert files_in(folder) == set()
     assert counts(sql) == (0, 0)
+
+
+def leave_file(folder: str, name: str, age: float) -> None:
+    """A file in the upload folder, last written `age` seconds ago."""
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, name)
+    with open(path, "wb") as f:
+        f.write(b"half a file")
+    then = time.time() - age
+    os.utime(path, (then, then))
+
+
+def test_temporary_files_left_by_a_crash_are_swept_after_an_hour(client, chat, folder):
+    leave_file(folder, ".partial-crashed", 2 * 3600)  # a worker killed mid-upload
+    leave_file(folder, ".partial-uploading", 60)  # another upload, still being written
+    leave_file(folder, "5f0e3a0c9d2b4e1f8a7c6b5d4e3f2a1b.pdf", 2 * 3600)  # a stored file
+    stored = send(client, chat, PDF, "a.pdf").get_json()["attachment"]
+    left = files_in(folder)
+    assert ".partial-crashed" not in left
+    assert {".partial-uploading", "5f0e3a0c9d2b4e1f8a7c6b5d4e3f2a1b.pdf"} <= left
+    assert fetch(client, stored["url"]).status_code == 200
+
+    # At most once a minute: what a crash leaves now waits for the next sweep.
+    leave_file(folder, ".partial-crashed-again", 2 * 3600)
+    send(client, chat, PDF, "b.pdf")
+    assert ".partial-crashed-again" in files_in(folder)
+    attachments._last_sweep[folder] -= attachments.SWEEP_INTERVAL
+    send(client, chat, SVG, "refused.svg")  # a refused upload sweeps too
+    assert ".partial-crashed-again" not in files_in(folder)
+    assert ".partial-uploading" in files_in(folder)
 
 
 def test_uploads_default_to_the_instance_folder_outside_static(app, monkeypatch):
