@@ -174,13 +174,24 @@ def test_summary_lines():
         ("ringing", "caller", "answer", 409, "already in this call"),
         ("ringing", "callee", "end", 403, "Only people in the call can end it."),
         ("declined", "caller", "end", 409, "already over"),
+        ("declined", "callee", "answer", 409, "This call is over (declined audio call)."),
         ("cancelled", "callee", "answer", 409, "This call is over (cancelled audio call)."),
+        ("missed", "callee", "decline", 409, "not ringing for you"),
+        ("missed", "callee", "end", 409, "already over (missed audio call)"),
+        ("missed", "caller", "end", 409, "already over (missed audio call)"),
+        # Someone who joined the conversation after the call started: it never rang for them.
+        ("active", "late member", "end", 403, "Only people in the call can end it."),
+        ("ringing", "late member", "end", 403, "Only people in the call can end it."),
     ],
 )
 def test_illegal_transitions_are_refused(
-    client, bob_client, sql, chat, setup, who, action, status, message
+    make, client, bob_client, login_client, sql, ada, bob, cara, setup, who, action, status, message
 ):
-    call_id = ring(client, chat)
+    # A group, so someone can join the conversation while the call is on; the rules are the
+    # same as in a private conversation.
+    team = make.group(ada, [bob])
+    call_id = ring(client, team)
+    client.post(f"/conversations/{team}/participants", json={"user_ids": [cara]}, headers=JSON)
     if setup in ("active", "ended"):
         act(bob_client, call_id, "answer")
     if setup == "ended":
@@ -189,11 +200,21 @@ def test_illegal_transitions_are_refused(
         act(bob_client, call_id, "decline")
     if setup == "cancelled":
         act(client, call_id, "end")
+    if setup == "missed":
+        sql.write(
+            sa.update(Call)
+            .where(Call.id == call_id)
+            .values(created_at=utcnow() - timedelta(hours=1))
+        )
+        client.get(f"/calls/{call_id}", headers=JSON)  # the next read marks it missed
     before = status_of(sql, call_id)
-    response = act(client if who == "caller" else bob_client, call_id, action)
+    assert before == setup
+    tab = {"caller": client, "callee": bob_client}.get(who) or login_client(cara)
+    response = act(tab, call_id, action)
     assert response.status_code == status
     assert message in response.get_json()["error"]
     assert status_of(sql, call_id) == before
+    assert states(sql, call_id).get(cara) is None
 
 
 def test_start_needs_a_call_type(client, sql, chat):
