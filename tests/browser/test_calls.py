@@ -3,9 +3,14 @@ microphone, ringing, answering, media flowing both ways, screen sharing, hanging
 and not answering."""
 
 import re
+from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from playwright.sync_api import Page, expect
+
+from chipper.extensions import db
+from chipper.models import Call, CallMember, utcnow
 
 pytestmark = pytest.mark.browser
 
@@ -109,6 +114,49 @@ def test_declining_stops_the_ringing_and_tells_the_caller(browse, make):
         expect(page).not_to_have_title(re.compile("^Incoming call"))
     expect(ada_page).to_have_url(re.compile(rf"/conversations/{chat}$"))
     expect(ada_page.locator("#messages")).to_contain_text("Declined audio call")
+    assert not browse.errors, browse.errors
+
+
+def ringing_without_a_timer(app, conversation_id: int, caller: int, callee: int, left: float):
+    """A call that has rung for all but `left` seconds, started by a process that has since
+    restarted: no timer will mark it missed. Returns its id."""
+    with app.app_context():
+        started = utcnow() - timedelta(seconds=app.config["CALL_RING_SECONDS"] - left)
+        call = Call(
+            conversation_id=conversation_id,
+            live_conversation_id=conversation_id,
+            initiated_by=caller,
+            type="audio",
+            status="ringing",
+            created_at=started,
+            updated_at=started,
+        )
+        call.members = [
+            CallMember(user_id=caller, state="joined", joined_at=started),
+            CallMember(user_id=callee, state="invited"),
+        ]
+        db.session.add(call)
+        db.session.commit()
+        return call.id
+
+
+def test_a_page_stops_ringing_on_its_own_when_the_time_is_up(app, browse, make):
+    ada, bob = make.user("Ada"), make.user("Bob")
+    chat = make.private(ada, bob)
+    bob_page = open_page(browse, make, bob, "/conversations")
+    call_id = ringing_without_a_timer(app, chat, ada, bob, left=3)
+    bob_page.goto("/conversations")
+    expect(bob_page.locator("#ringing .ringing-call")).to_contain_text("Ada is calling you")
+    # The ring runs (silently while the browser wants a click on the page before sound).
+    expect(bob_page.locator("#ringing")).to_have_attribute("data-sound", re.compile("on|blocked"))
+
+    expect(bob_page.locator("#ringing .ringing-call")).to_have_count(0, timeout=10_000)
+    expect(bob_page.locator("#ringing[data-sound]")).to_have_count(0)
+    expect(bob_page).not_to_have_title(re.compile("^Incoming call"))
+    # The page did it by itself: nothing asked the server, which still has the call ringing
+    # (the next read will mark it missed).
+    with app.app_context():
+        assert db.session.scalar(sa.select(Call.status).where(Call.id == call_id)) == "ringing"
     assert not browse.errors, browse.errors
 
 
