@@ -29,6 +29,15 @@ def open_page(browse, make, user, path: str) -> Page:
     return page
 
 
+def open_tab(browse, page: Page, path: str) -> Page:
+    """Another tab of the same browser (and so the same person) as `page`."""
+    tab = browse.tab(page)
+    tab.add_init_script(STREAM_OPEN)
+    tab.goto(path)
+    tab.wait_for_function("() => window.__streamOpen === true")
+    return tab
+
+
 def remote_video_plays(page: Page) -> None:
     """The other person's tile shows moving video: it has a size and its time advances."""
     page.wait_for_function(
@@ -114,6 +123,25 @@ def test_declining_stops_the_ringing_and_tells_the_caller(browse, make):
         expect(page).not_to_have_title(re.compile("^Incoming call"))
     expect(ada_page).to_have_url(re.compile(rf"/conversations/{chat}$"))
     expect(ada_page.locator("#messages")).to_contain_text("Declined audio call")
+    assert not browse.errors, browse.errors
+
+
+def test_answering_in_one_tab_stops_the_ringing_in_the_others(browse, make):
+    ada, bob = make.user("Ada"), make.user("Bob")
+    chat = make.private(ada, bob)
+    bob_page = open_page(browse, make, bob, "/conversations")
+    bob_tab2 = open_tab(browse, bob_page, f"/conversations/{chat}")
+    ada_page = open_page(browse, make, ada, f"/conversations/{chat}")
+
+    ada_page.get_by_role("button", name="Video call").click()
+    for page in (bob_page, bob_tab2):
+        expect(page.locator("#ringing .ringing-call")).to_contain_text("Ada is calling you")
+        expect(page.locator("#ringing")).to_have_attribute("data-sound", "on")
+    bob_page.locator("#ringing").get_by_role("button", name="Answer").click()
+    expect(bob_page).to_have_url(re.compile(r"/calls/\d+$"))
+    expect(bob_tab2.locator("#ringing .ringing-call")).to_have_count(0)
+    expect(bob_tab2.locator("#ringing[data-sound]")).to_have_count(0)
+    expect(bob_tab2).not_to_have_title(re.compile("^Incoming call"))
     assert not browse.errors, browse.errors
 
 
