@@ -196,8 +196,11 @@ def text(response) -> str:
 
 
 def without_tokens(html: str) -> str:
-    """The page minus its CSRF tokens, which carry a timestamp."""
-    return re.sub(r'(csrf-token" content="|csrf_token" value="|X-CSRFToken": ")[^"]+', r"\1", html)
+    """The page minus what differs from one response to the next: its CSRF tokens, which
+    carry a timestamp, and the server's time (`data-now`)."""
+    return re.sub(
+        r'(csrf-token" content="|csrf_token" value="|X-CSRFToken": "|data-now=")[^"]+', r"\1", html
+    )
 
 
 class Sql:

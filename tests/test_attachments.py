@@ -11,7 +11,9 @@ import json
 import os
 import re
 import struct
+import time
 import wave
+from pathlib import Path
 from urllib.parse import urlsplit
 from zlib import crc32
 
@@ -21,6 +23,7 @@ from PIL import Image
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
+from chipper.config import Config
 from chipper.models import Attachment, Event, Message
 from chipper.services import ServiceError, attachments
 from tests import media_samples
@@ -181,6 +184,15 @@ ACCEPTED = {
     "pdf": (PDF, "minutes.pdf", "file", "application/pdf"),
     # Real encoded files (FFmpeg through PyAV), as phones and browsers send them.
     "real mp3": (media_samples.mp3(), "tone.mp3", "audio", "audio/mpeg"),
+    "real mp3 without a tag": (media_samples.mp3_without_tag(), "tone.mp3", "audio", "audio/mpeg"),
+    "real mp3 with crcs (ff fa)": (media_samples.mp3_with_crc(), "crc.mp3", "audio", "audio/mpeg"),
+    "real mpeg-2.5 mp3 (ff e3)": (
+        media_samples.mp3_without_tag(rate=8000),
+        "phone.mp3",
+        "audio",
+        "audio/mpeg",
+    ),
+    "real aac (adts)": (media_samples.adts_aac(), "radio.aac", "audio", "audio/aac"),
     "real ogg opus": (media_samples.ogg_opus(), "tone.ogg", "audio", "audio/ogg"),
     "real m4a (aac)": (media_samples.m4a(), "memo.m4a", "audio", "audio/mp4"),
     "real webm audio (opus)": (media_samples.webm_audio(), "note.webm", "audio", "audio/webm"),
@@ -261,6 +273,8 @@ def test_each_kind_is_typed_from_its_bytes_stored_and_served(
     assert served.status_code == 200
     assert served.mimetype == content_type
     assert served.headers["X-Content-Type-Options"] == "nosniff"
+    # Whoever signs in next in the same browser must not get this copy from a shared cache.
+    assert "Cookie" in served.vary
     assert served.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
     assert served.headers["Accept-Ranges"] == "bytes"
     assert served.headers["ETag"]
@@ -412,6 +426,7 @@ def png_bomb(width=30_000, height=30_000) -> bytes:
 
 
 TEN_MB = 10 * 1024 * 1024
+WEBM_AUDIO = media_samples.webm_audio()
 REFUSED = {
     "script renamed .png": (SCRIPT, "cat.png", 415, UNSUPPORTED),
     "svg": (SVG, "logo.svg", 415, UNSUPPORTED),
@@ -422,6 +437,14 @@ REFUSED = {
     "truncated png": (image("PNG", size=(200, 200))[:-30], "cut.png", 400, DAMAGED),
     "truncated mp4": (iso_media(b"isom", b"vide")[:-20], "cut.mp4", 400, DAMAGED),
     "truncated mp3": (mp3(frames=1)[:200], "cut.mp3", 400, DAMAGED),
+    # Starts like an MP3 frame that filetype does not know: the frame checks still apply.
+    "truncated mp3 with crcs": (media_samples.mp3_with_crc()[:200], "cut.mp3", 400, DAMAGED),
+    # FFmpeg gives the Segment its size, so a cut anywhere shows.
+    "truncated webm": (WEBM_AUDIO[: len(WEBM_AUDIO) // 2], "cut.webm", 400, DAMAGED),
+    # Cut inside its first page, which names the codec.
+    "truncated ogg": (media_samples.ogg_opus()[:40], "cut.ogg", 400, DAMAGED),
+    # Cut before its data chunk.
+    "truncated wav": (wav()[:40], "cut.wav", 400, DAMAGED),
     "pdf without its end": (PDF[:-7], "cut.pdf", 400, DAMAGED),
     "empty": (b"", "nothing.png", 400, "This file is empty."),
     "decompression bomb": (png_bomb(), "bomb.png", 400, "Images can be at most 50 megapixels"),
@@ -499,6 +522,46 @@ def test_a_failed_save_removes_the_file(client, sql, chat, folder, monkeypatch):
         send(client, chat, image("JPEG"), "photo.jpg")
     assert files_in(folder) == set()
     assert counts(sql) == (0, 0)
+
+
+def leave_file(folder: str, name: str, age: float) -> None:
+    """A file in the upload folder, last written `age` seconds ago."""
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, name)
+    with open(path, "wb") as f:
+        f.write(b"half a file")
+    then = time.time() - age
+    os.utime(path, (then, then))
+
+
+def test_temporary_files_left_by_a_crash_are_swept_after_an_hour(client, chat, folder):
+    leave_file(folder, ".partial-crashed", 2 * 3600)  # a worker killed mid-upload
+    leave_file(folder, ".partial-uploading", 60)  # another upload, still being written
+    leave_file(folder, "5f0e3a0c9d2b4e1f8a7c6b5d4e3f2a1b.pdf", 2 * 3600)  # a stored file
+    stored = send(client, chat, PDF, "a.pdf").get_json()["attachment"]
+    left = files_in(folder)
+    assert ".partial-crashed" not in left
+    assert {".partial-uploading", "5f0e3a0c9d2b4e1f8a7c6b5d4e3f2a1b.pdf"} <= left
+    assert fetch(client, stored["url"]).status_code == 200
+
+    # At most once a minute: what a crash leaves now waits for the next sweep.
+    leave_file(folder, ".partial-crashed-again", 2 * 3600)
+    send(client, chat, PDF, "b.pdf")
+    assert ".partial-crashed-again" in files_in(folder)
+    attachments._last_sweep[folder] -= attachments.SWEEP_INTERVAL
+    send(client, chat, SVG, "refused.svg")  # a refused upload sweeps too
+    assert ".partial-crashed-again" not in files_in(folder)
+    assert ".partial-uploading" in files_in(folder)
+
+
+def test_uploads_default_to_the_instance_folder_outside_static(app, monkeypatch):
+    """Files in static/ would be served to anyone, without a login."""
+    monkeypatch.delenv("UPLOAD_FOLDER", raising=False)
+    monkeypatch.setenv("SECRET_KEY", "not written to the instance folder")
+    folder = Path(Config(app.instance_path).UPLOAD_FOLDER).resolve()
+    assert folder.is_relative_to(Path(app.instance_path).resolve())
+    assert not folder.is_relative_to(Path(app.static_folder).resolve())
+    assert not folder.is_relative_to(Path(app.root_path).resolve())
 
 
 def test_an_empty_file_field_sends_text(client, chat, folder):

@@ -174,13 +174,24 @@ def test_summary_lines():
         ("ringing", "caller", "answer", 409, "already in this call"),
         ("ringing", "callee", "end", 403, "Only people in the call can end it."),
         ("declined", "caller", "end", 409, "already over"),
+        ("declined", "callee", "answer", 409, "This call is over (declined audio call)."),
         ("cancelled", "callee", "answer", 409, "This call is over (cancelled audio call)."),
+        ("missed", "callee", "decline", 409, "not ringing for you"),
+        ("missed", "callee", "end", 409, "already over (missed audio call)"),
+        ("missed", "caller", "end", 409, "already over (missed audio call)"),
+        # Someone who joined the conversation after the call started: it never rang for them.
+        ("active", "late member", "end", 403, "Only people in the call can end it."),
+        ("ringing", "late member", "end", 403, "Only people in the call can end it."),
     ],
 )
 def test_illegal_transitions_are_refused(
-    client, bob_client, sql, chat, setup, who, action, status, message
+    make, client, bob_client, login_client, sql, ada, bob, cara, setup, who, action, status, message
 ):
-    call_id = ring(client, chat)
+    # A group, so someone can join the conversation while the call is on; the rules are the
+    # same as in a private conversation.
+    team = make.group(ada, [bob])
+    call_id = ring(client, team)
+    client.post(f"/conversations/{team}/participants", json={"user_ids": [cara]}, headers=JSON)
     if setup in ("active", "ended"):
         act(bob_client, call_id, "answer")
     if setup == "ended":
@@ -189,11 +200,21 @@ def test_illegal_transitions_are_refused(
         act(bob_client, call_id, "decline")
     if setup == "cancelled":
         act(client, call_id, "end")
+    if setup == "missed":
+        sql.write(
+            sa.update(Call)
+            .where(Call.id == call_id)
+            .values(created_at=utcnow() - timedelta(hours=1))
+        )
+        client.get(f"/calls/{call_id}", headers=JSON)  # the next read marks it missed
     before = status_of(sql, call_id)
-    response = act(client if who == "caller" else bob_client, call_id, action)
+    assert before == setup
+    tab = {"caller": client, "callee": bob_client}.get(who) or login_client(cara)
+    response = act(tab, call_id, action)
     assert response.status_code == status
     assert message in response.get_json()["error"]
     assert status_of(sql, call_id) == before
+    assert states(sql, call_id).get(cara) is None
 
 
 def test_start_needs_a_call_type(client, sql, chat):
@@ -475,6 +496,76 @@ def signal(tab, call_id: int, **body):
     return tab.post(f"/calls/{call_id}/signal", json=body, headers=JSON)
 
 
+# What calls.js sends: RTCSessionDescription.toJSON() and RTCIceCandidate.toJSON() as
+# Chromium makes them, and its media state.
+OFFER = {"type": "offer", "sdp": "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\n"}
+ANSWER = {"type": "answer", "sdp": "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\n"}
+CANDIDATE = {
+    "candidate": "candidate:842163049 1 udp 1677729535 192.0.2.7 46154 typ srflx generation 0",
+    "sdpMid": "0",
+    "sdpMLineIndex": 0,
+    "usernameFragment": "EsXv",
+}
+GOOD_SIGNALS = {
+    "offer": ("offer", OFFER),
+    "offer without its type": ("offer", {"sdp": OFFER["sdp"]}),
+    "answer": ("answer", ANSWER),
+    "candidate": ("candidate", CANDIDATE),
+    "end of a generation's candidates": ("candidate", {**CANDIDATE, "candidate": ""}),
+    "candidate without mid or index": (
+        "candidate",
+        {"candidate": CANDIDATE["candidate"], "sdpMid": None, "sdpMLineIndex": None},
+    ),
+    "end of candidates": ("candidate", None),
+    "media": ("media", {"audio": True, "video": False, "screen": False}),
+}
+BAD_SIGNALS = {
+    "offer as a string": ("offer", "v=0", "An offer carries its session description"),
+    "offer without sdp": ("offer", {"type": "offer"}, "An offer carries"),
+    "offer with a number for sdp": ("offer", {"type": "offer", "sdp": 5}, "An offer carries"),
+    "answer sent as an offer": ("offer", ANSWER, "An offer carries"),
+    "offer sent as an answer": ("answer", OFFER, "An answer carries"),
+    "offer of nothing": ("offer", None, "An offer carries"),
+    "candidate as a string": ("candidate", CANDIDATE["candidate"], "A candidate carries"),
+    "candidate without candidate": ("candidate", {"sdpMid": "0"}, "A candidate carries"),
+    "candidate with a number for mid": ("candidate", {**CANDIDATE, "sdpMid": 0}, "A candidate"),
+    "candidate with a string index": (
+        "candidate",
+        {**CANDIDATE, "sdpMLineIndex": "0"},
+        "A candidate carries",
+    ),
+    "candidate with a boolean index": (
+        "candidate",
+        {**CANDIDATE, "sdpMLineIndex": True},
+        "A candidate carries",
+    ),
+    "media with a string": ("media", {"audio": "on"}, "A media signal says what"),
+    "media with a number": ("media", {"video": 1}, "A media signal says what"),
+    "media with another field": ("media", {"audio": True, "html": True}, "A media signal"),
+    "media as a list": ("media", [True], "A media signal says what"),
+    "media of nothing": ("media", None, "A media signal says what"),
+}
+
+
+@pytest.mark.parametrize(("kind", "data"), GOOD_SIGNALS.values(), ids=GOOD_SIGNALS)
+def test_each_kind_of_signal_is_relayed(app, client, live_call, bob, kind, data):
+    stream = app.extensions["chipper.realtime"].hub.register(bob)
+    assert signal(client, live_call, to=bob, type=kind, data=data).status_code == 204
+    assert stream.get(timeout=1)[1]["data"]["data"] == data
+
+
+@pytest.mark.parametrize(("kind", "data", "message"), BAD_SIGNALS.values(), ids=BAD_SIGNALS)
+def test_signals_of_the_wrong_shape_are_refused(app, client, live_call, bob, kind, data, message):
+    stream = app.extensions["chipper.realtime"].hub.register(bob)
+    response = signal(client, live_call, to=bob, type=kind, data=data)
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["field"] == "data"
+    assert body["error"].startswith(message)
+    with pytest.raises(queue.Empty):
+        stream.get(timeout=0.05)
+
+
 def test_signal_reaches_only_the_addressee(app, client, live_call, ada, bob, cara):
     hub = app.extensions["chipper.realtime"].hub
     streams = {uid: hub.register(uid) for uid in (ada, bob, cara)}
@@ -494,8 +585,8 @@ def test_signal_reaches_only_the_addressee(app, client, live_call, ada, bob, car
 def test_caller_may_signal_a_callee_whose_phone_is_ringing(app, client, chat, bob):
     call_id = ring(client, chat, "video")
     stream = app.extensions["chipper.realtime"].hub.register(bob)
-    assert signal(client, call_id, to=bob, type="offer", data="v=0").status_code == 204
-    assert stream.get(timeout=1)[1]["data"]["data"] == "v=0"
+    assert signal(client, call_id, to=bob, type="offer", data=OFFER).status_code == 204
+    assert stream.get(timeout=1)[1]["data"]["data"] == OFFER
 
 
 @pytest.mark.parametrize(
@@ -504,7 +595,7 @@ def test_caller_may_signal_a_callee_whose_phone_is_ringing(app, client, chat, bo
         ({"type": "hello", "data": {}}, "type"),
         ({"type": "offer", "data": None}, "data"),
         ({"type": "offer", "data": 5}, "data"),
-        ({"type": "offer", "data": "x" * (64 * 1024)}, "data"),
+        ({"type": "offer", "data": {"type": "offer", "sdp": "x" * (64 * 1024)}}, "data"),
         ({"type": "offer", "to": "bob", "data": {}}, "to"),
         ({"type": "offer", "to": True, "data": {}}, "to"),
     ],
@@ -530,22 +621,22 @@ def test_cannot_signal_someone_outside_the_call(make, client, login_client, sql,
     )
     assert response.status_code == 201
     for to in (cara, ada, 999):
-        response = signal(client, call_id, to=to, type="offer", data={})
+        response = signal(client, call_id, to=to, type="offer", data=OFFER)
         assert response.status_code == 422, to
         assert response.get_json()["error"] == "That person is not in this call."
     # She can still join it, and then be signaled.
     assert act(login_client(cara), call_id, "answer").status_code == 200
     assert states(sql, call_id)[cara] == "joined"
-    assert signal(client, call_id, to=cara, type="offer", data={}).status_code == 204
+    assert signal(client, call_id, to=cara, type="offer", data=OFFER).status_code == 204
 
 
 def test_only_people_in_the_call_may_signal(client, bob_client, chat, ada):
     call_id = ring(client, chat)
-    response = signal(bob_client, call_id, to=ada, type="answer", data={})
+    response = signal(bob_client, call_id, to=ada, type="answer", data=ANSWER)
     assert response.status_code == 403
     assert response.get_json()["error"] == "Join the call before signaling."
     act(client, call_id, "end")
-    response = signal(client, call_id, to=ada, type="offer", data={})
+    response = signal(client, call_id, to=ada, type="offer", data=OFFER)
     assert response.status_code == 409
 
 
@@ -571,19 +662,19 @@ def test_ringing_and_signals_arrive_over_real_streams(make, visit, ada, bob, car
     assert [m["state"] for m in generic.json()["members"]] == ["joined", "invited", "invited"]
 
     response = ada_v.request(
-        "POST", f"/calls/{call_id}/signal", json={"to": bob, "type": "offer", "data": "v=0"}
+        "POST", f"/calls/{call_id}/signal", json={"to": bob, "type": "offer", "data": OFFER}
     )
     assert response.status_code == 204, response.text
     event = wait_for(bob_json, lambda e: e.name == "call-signal")
     assert event.id is None
     page_event = wait_for(bob_html, lambda e: e.name == "call-signal")
-    assert page_event.json() == {"call_id": call_id, "from": ada, "type": "offer", "data": "v=0"}
+    assert page_event.json() == {"call_id": call_id, "from": ada, "type": "offer", "data": OFFER}
     assert event.json() == {
         "conversation_id": team,
         "call_id": call_id,
         "from": ada,
         "type": "offer",
-        "data": "v=0",
+        "data": OFFER,
     }
     # Whatever reached Cara before this later message would be there by now.
     message = ada_v.send(team, "sync")

@@ -3,7 +3,8 @@
 `store()` writes everything under UPLOAD_FOLDER with names it makes up: first into a hidden
 temporary file, then renamed into place, so a reader never sees half a file. A refused or
 failed upload leaves nothing behind; the caller removes the stored files again if its own
-transaction fails (`discard()`).
+transaction fails (`discard()`). Only a process killed mid-upload leaves a temporary file:
+`store()` sweeps those away once they are an hour old.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import secrets
 import struct
 import tempfile
+import time
 import unicodedata
 import warnings
 from collections.abc import Callable, Iterator
@@ -32,6 +34,11 @@ UNSUPPORTED = (
 DAMAGED = "This file is damaged or incomplete. Try another copy."
 NAME_MAX = 255
 PARTIAL = ".partial-"
+# A temporary file this old belongs to no upload any more: the slowest one (10 MB over a bad
+# line, then a photo's re-encoding) takes minutes. Looked for at most once a minute.
+PARTIAL_MAX_AGE = 3600
+SWEEP_INTERVAL = 60
+_last_sweep: dict[str, float] = {}  # folder: time.monotonic() of this process's last sweep
 
 
 class Damaged(ServiceError):
@@ -84,6 +91,7 @@ def store(stream: BinaryIO, filename: str | None) -> StoredFile:
     def check_and_write() -> StoredFile:
         written: list[str] = []
         try:
+            sweep_partials(folder)
             with app.app_context():
                 with open(raw, "rb") as f:
                     kind, content_type, extension = detect(f, os.path.getsize(raw))
@@ -124,6 +132,30 @@ def discard(names: list[str]) -> None:
     """Removes stored files (after a failed transaction, or a deleted message)."""
     for name in names:
         _unlink(_path(name))
+
+
+def sweep_partials(folder: str) -> list[str]:
+    """Removes the temporary files that uploads cut off by a crash (a killed worker, a lost
+    machine) left in the folder, once they are PARTIAL_MAX_AGE old, at most once every
+    SWEEP_INTERVAL seconds per process. Returns the names removed. (Two uploads sweeping
+    at once, here or in another process, only try to remove the same files twice.)"""
+    now = time.monotonic()
+    if now - _last_sweep.get(folder, float("-inf")) < SWEEP_INTERVAL:
+        return []
+    _last_sweep[folder] = now
+    cutoff = time.time() - PARTIAL_MAX_AGE
+    removed = []
+    # Stored files never start with a dot, so only temporary ones are looked at; one that is
+    # gone already (another process swept it) or cannot be removed is no reason to fail.
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if not entry.name.startswith(PARTIAL):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed.append(entry.name)
+    return removed
 
 
 def upload_folder() -> str:
@@ -207,15 +239,18 @@ def detect(f: BinaryIO, size: int) -> tuple[str, str, str]:
     """(kind, content type, file extension) of the open file, or Unsupported / Damaged."""
     head = f.read(8192)
     guess = filetype.guess(head)
-    if guess is None or guess.extension not in SNIFFED:
+    sniffed = guess.extension if guess else None
+    if sniffed not in SNIFFED and _mp3_sync(head):
+        sniffed = "mp3"  # the frame checks below decide
+    if sniffed not in SNIFFED:
         raise Unsupported(UNSUPPORTED, field="file")
-    kind, content_type, extension = SNIFFED[guess.extension]
+    kind, content_type, extension = SNIFFED[sniffed]
     try:
         if kind == "mp4":
             return _mp4(f, size)
         if kind == "webm":
             return _webm(f, size)
-        check = CHECKS.get(guess.extension)
+        check = CHECKS.get(sniffed)
         if check:
             check(f, head, size)
     except (struct.error, EOFError, IndexError):
@@ -234,6 +269,14 @@ _MP3_BITRATES = {
     2: [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160],
 }
 _MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def _mp3_sync(head: bytes) -> bool:
+    """Whether the file starts like a layer III frame without an ID3 tag before it. filetype
+    knows only three of the six ways (FF FB, F3, F2): not FF FA, MPEG-1 with a CRC after
+    the header, nor FF E3 and E2, MPEG-2.5 (8 to 12 kHz)."""
+    # 11111111 111VVLLP: layer (LL) III is 01; version (VV) 01 is reserved.
+    return len(head) > 1 and head[0] == 0xFF and head[1] & 0xE6 == 0xE2 and head[1] & 0x18 != 0x08
 
 
 def _mp3_frame_length(header: bytes) -> int:

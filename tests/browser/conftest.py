@@ -86,7 +86,13 @@ class Browse:
             viewport={"width": width, "height": height},
         )
         self.contexts.append(context)
-        page = context.new_page()
+        return self._watch(context.new_page())
+
+    def tab(self, page: Page) -> Page:
+        """Another tab of the browser `page` is in: the same cookies, so the same person."""
+        return self._watch(page.context.new_page())
+
+    def _watch(self, page: Page) -> Page:
         page.on("console", self._console)
         page.on("pageerror", lambda error: self.errors.append(f"{page.url}: {error}"))
         return page

@@ -3,9 +3,14 @@ microphone, ringing, answering, media flowing both ways, screen sharing, hanging
 and not answering."""
 
 import re
+from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from playwright.sync_api import Page, expect
+
+from chipper.extensions import db
+from chipper.models import Call, CallMember, utcnow
 
 pytestmark = pytest.mark.browser
 
@@ -22,6 +27,15 @@ def open_page(browse, make, user, path: str) -> Page:
     page.goto(path)
     page.wait_for_function("() => window.__streamOpen === true")
     return page
+
+
+def open_tab(browse, page: Page, path: str) -> Page:
+    """Another tab of the same browser (and so the same person) as `page`."""
+    tab = browse.tab(page)
+    tab.add_init_script(STREAM_OPEN)
+    tab.goto(path)
+    tab.wait_for_function("() => window.__streamOpen === true")
+    return tab
 
 
 def remote_video_plays(page: Page) -> None:
@@ -109,6 +123,68 @@ def test_declining_stops_the_ringing_and_tells_the_caller(browse, make):
         expect(page).not_to_have_title(re.compile("^Incoming call"))
     expect(ada_page).to_have_url(re.compile(rf"/conversations/{chat}$"))
     expect(ada_page.locator("#messages")).to_contain_text("Declined audio call")
+    assert not browse.errors, browse.errors
+
+
+def test_answering_in_one_tab_stops_the_ringing_in_the_others(browse, make):
+    ada, bob = make.user("Ada"), make.user("Bob")
+    chat = make.private(ada, bob)
+    bob_page = open_page(browse, make, bob, "/conversations")
+    bob_tab2 = open_tab(browse, bob_page, f"/conversations/{chat}")
+    ada_page = open_page(browse, make, ada, f"/conversations/{chat}")
+
+    ada_page.get_by_role("button", name="Video call").click()
+    for page in (bob_page, bob_tab2):
+        expect(page.locator("#ringing .ringing-call")).to_contain_text("Ada is calling you")
+        expect(page.locator("#ringing")).to_have_attribute("data-sound", "on")
+    bob_page.locator("#ringing").get_by_role("button", name="Answer").click()
+    expect(bob_page).to_have_url(re.compile(r"/calls/\d+$"))
+    expect(bob_tab2.locator("#ringing .ringing-call")).to_have_count(0)
+    expect(bob_tab2.locator("#ringing[data-sound]")).to_have_count(0)
+    expect(bob_tab2).not_to_have_title(re.compile("^Incoming call"))
+    assert not browse.errors, browse.errors
+
+
+def ringing_without_a_timer(app, conversation_id: int, caller: int, callee: int, left: float):
+    """A call that has rung for all but `left` seconds, started by a process that has since
+    restarted: no timer will mark it missed. Returns its id."""
+    with app.app_context():
+        started = utcnow() - timedelta(seconds=app.config["CALL_RING_SECONDS"] - left)
+        call = Call(
+            conversation_id=conversation_id,
+            live_conversation_id=conversation_id,
+            initiated_by=caller,
+            type="audio",
+            status="ringing",
+            created_at=started,
+            updated_at=started,
+        )
+        call.members = [
+            CallMember(user_id=caller, state="joined", joined_at=started),
+            CallMember(user_id=callee, state="invited"),
+        ]
+        db.session.add(call)
+        db.session.commit()
+        return call.id
+
+
+def test_a_page_stops_ringing_on_its_own_when_the_time_is_up(app, browse, make):
+    ada, bob = make.user("Ada"), make.user("Bob")
+    chat = make.private(ada, bob)
+    bob_page = open_page(browse, make, bob, "/conversations")
+    call_id = ringing_without_a_timer(app, chat, ada, bob, left=3)
+    bob_page.goto("/conversations")
+    expect(bob_page.locator("#ringing .ringing-call")).to_contain_text("Ada is calling you")
+    # The ring runs (silently while the browser wants a click on the page before sound).
+    expect(bob_page.locator("#ringing")).to_have_attribute("data-sound", re.compile("on|blocked"))
+
+    expect(bob_page.locator("#ringing .ringing-call")).to_have_count(0, timeout=10_000)
+    expect(bob_page.locator("#ringing[data-sound]")).to_have_count(0)
+    expect(bob_page).not_to_have_title(re.compile("^Incoming call"))
+    # The page did it by itself: nothing asked the server, which still has the call ringing
+    # (the next read will mark it missed).
+    with app.app_context():
+        assert db.session.scalar(sa.select(Call.status).where(Call.id == call_id)) == "ringing"
     assert not browse.errors, browse.errors
 
 

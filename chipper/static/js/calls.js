@@ -126,8 +126,31 @@
     }, { capture: true, passive: true });
   });
 
+  // The server marks an unanswered call missed after CALL_RING_SECONDS, and the stream then
+  // takes its box away. A server restarted meanwhile has forgotten the call's timer, so the
+  // page also takes a box away itself once that time has passed (by the server's clock).
+  var ringMs = Number(ringing.dataset.ringSeconds) * 1000;
+  var serverSkew = Date.parse(ringing.dataset.now) - Date.now() || 0;
+  var ringTimer = null;
+  function dropExpiredRinging() {
+    clearTimeout(ringTimer);
+    ringTimer = null;
+    if (!(ringMs > 0)) return;
+    var now = Date.now() + serverSkew;
+    var next = Infinity;
+    ringing.querySelectorAll(".ringing-call").forEach(function (box) {
+      var deadline = Date.parse(box.dataset.createdAt) + ringMs;
+      if (isNaN(deadline)) return;
+      if (deadline <= now) box.remove();
+      else next = Math.min(next, deadline);
+    });
+    // A moment after the server's own timer, which usually gets there first.
+    if (next < Infinity) ringTimer = setTimeout(refreshRinging, next - now + 1000);
+  }
+
   var pageTitle = document.title;
   function refreshRinging() {
+    dropExpiredRinging();
     var box = ringing.querySelector(".ringing-call");
     if (box) {
       ringer.start();
@@ -145,6 +168,7 @@
     box.className = "ringing-call";
     box.id = "ringing-" + call.id;
     box.dataset.callId = call.id;
+    box.dataset.createdAt = call.created_at;
     box.setAttribute("role", "alertdialog");
     box.setAttribute("aria-labelledby", box.id + "-text");
     var text = document.createElement("p");
