@@ -21,9 +21,9 @@ from py_vapid import Vapid02
 
 from chipper import create_app
 from chipper.config import Config
-from chipper.models import PushSubscription
+from chipper.models import Participant, PushSubscription
 from chipper.push import keys
-from tests.conftest import JSON, as_json, text
+from tests.conftest import HTMX, JSON, as_json, text
 from tests.push_support import Browser, PushService, b64url, unb64url, vapid_claims
 from tests.realtime_support import wait_for
 
@@ -249,6 +249,38 @@ def test_a_call_rings_the_callees_browser_with_high_urgency(
         "tag": f"call-{call['id']}",
         "unread": 0,
     }
+
+
+# Muting
+
+
+def test_a_muted_conversation_sends_no_message_push_but_calls_still_ring(
+    client, ada, bob, make, subscribed, push_service, settle
+):
+    chat = make.private(ada, bob)
+    bob_client, browser = subscribed(bob, "bob")
+    response = bob_client.post(f"/conversations/{chat}/mute", data={"muted": "on"}, headers=JSON)
+    assert as_json(response) == {"muted": True}
+
+    client.post(f"/conversations/{chat}/messages", data={"body": "psst"}, headers=JSON)
+    settle()
+    assert push_service.to("bob") == []
+
+    client.post(f"/conversations/{chat}/calls", data={"type": "audio"}, headers=JSON)
+    (received,) = push_service.wait("bob")
+    assert browser.read(received)["body"] == "Incoming audio call"
+
+
+def test_muting_one_conversation_leaves_the_others(
+    ada, bob, cara, make, subscribed, push_service, settle
+):
+    muted, other = make.private(ada, bob), make.group(cara, [bob], "Other")
+    bob_client, browser = subscribed(bob, "bob")
+    bob_client.post(f"/conversations/{muted}/mute", data={"muted": "on"}, headers=JSON)
+    make.message(ada, muted, "quiet")
+    make.message(cara, other, "loud")
+    settle()
+    assert [browser.read(r)["body"] for r in push_service.to("bob")] == ["loud"]
 
 
 def test_without_vapid_keys_nothing_is_sent(app, ada, bob, make, subscribed, push_service, settle):
@@ -572,6 +604,69 @@ def test_vapid_keys_creates_a_private_file_and_prints_the_public_key(app, tmp_pa
     assert path.read_text() != before
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert keys.public_key(keys.load(path.read_text())) == forced.output.strip().splitlines()[-1]
+
+
+# The mute control
+
+
+def muted_of(sql, conversation_id: int, user_id: int) -> bool:
+    return sql.scalar(
+        sa.select(Participant.muted).where(
+            Participant.conversation_id == conversation_id, Participant.user_id == user_id
+        )
+    )
+
+
+def test_mute_as_json(client, ada, bob, make, sql):
+    chat = make.private(ada, bob)
+    response = client.post(f"/conversations/{chat}/mute", json={"muted": "on"}, headers=JSON)
+    assert response.status_code == 200
+    assert as_json(response) == {"muted": True}
+    assert muted_of(sql, chat, ada) is True
+    assert muted_of(sql, chat, bob) is False
+    response = client.post(f"/conversations/{chat}/mute", json={"muted": False}, headers=JSON)
+    assert as_json(response) == {"muted": False}
+    assert muted_of(sql, chat, ada) is False
+
+
+def test_mute_with_htmx_answers_the_form_again(client, ada, bob, make):
+    chat = make.private(ada, bob)
+    response = client.post(f"/conversations/{chat}/mute", data={"muted": "on"}, headers=HTMX)
+    assert response.status_code == 200
+    html = text(response)
+    assert html.lstrip().startswith("<form")
+    assert "Unmute conversation" in html
+    assert 'name="muted" value="off"' in html
+    assert "HX-Request" in response.headers["Vary"]
+
+
+def test_mute_without_javascript_posts_the_pages_form_and_comes_back(client, ada, bob, make, sql):
+    chat = make.private(ada, bob)
+    page = text(client.get(f"/conversations/{chat}"))
+    assert f'action="/conversations/{chat}/mute"' in page
+    assert "Mute conversation" in page
+    response = client.submit(
+        f"/conversations/{chat}", f"/conversations/{chat}/mute", {"muted": "on"}
+    )
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/conversations/{chat}"
+    assert muted_of(sql, chat, ada) is True
+    assert "Unmute conversation" in text(client.get(f"/conversations/{chat}"))
+
+
+def test_mute_is_404_for_outsiders(client, ada, bob, cara, make, sql):
+    chat = make.private(bob, cara)
+    response = client.post(f"/conversations/{chat}/mute", data={"muted": "on"}, headers=JSON)
+    assert response.status_code == 404
+    assert muted_of(sql, chat, bob) is False
+
+
+@pytest.mark.parametrize("value", ["", "maybe", "yes please"])
+def test_mute_refuses_a_value_other_than_on_or_off(client, ada, bob, make, value):
+    chat = make.private(ada, bob)
+    response = client.post(f"/conversations/{chat}/mute", data={"muted": value}, headers=JSON)
+    assert response.status_code == 422
+    assert as_json(response)["field"] == "muted"
 
 
 # Watching: a visible tab sees the message itself
