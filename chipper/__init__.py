@@ -35,6 +35,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from chipper.calls import bp as calls_bp
     from chipper.conversations import bp as conversations_bp
     from chipper.messages import bp as messages_bp
+    from chipper.push import init_app as init_push
     from chipper.pwa import bp as pwa_bp
 
     app.register_blueprint(auth_bp)
@@ -44,4 +45,5 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(calls_bp)
     app.register_blueprint(pwa_bp)
     realtime.init_app(app)
+    init_push(app)
     return app

@@ -1,11 +1,17 @@
-"""Command-line verbs: `flask --app chipper seed-demo`."""
+"""Command-line verbs: `flask --app chipper seed-demo`, `flask --app chipper vapid-keys`."""
+
+import os
+from pathlib import Path
 
 import click
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, current_app
+from flask.cli import with_appcontext
 
+from chipper.config import VAPID_KEY_FILE
 from chipper.extensions import db
 from chipper.models import Conversation, User
+from chipper.push import keys
 from chipper.services import conversations, messages
 from chipper.services.accounts import register_user
 
@@ -46,5 +52,29 @@ def seed_demo() -> None:
         click.echo(f"  {email:<24} {name}")
 
 
+@click.command("vapid-keys")
+@click.option("--force", is_flag=True, help="Replace an existing key.")
+@with_appcontext
+def vapid_keys(force: bool) -> None:
+    """Create the key that signs push notifications and print its public half."""
+    path = Path(current_app.instance_path) / VAPID_KEY_FILE
+    refusal = (
+        f"{path} already exists. --force replaces it; browsers subscribed with the old key "
+        "then get no notifications until they subscribe again."
+    )
+    if path.exists() and not force:
+        raise click.ClickException(refusal)
+    try:
+        vapid = keys.create_key_file(path, force=force)
+    except FileExistsError:
+        raise click.ClickException(refusal) from None
+    click.echo(f"Wrote {path} (readable by you only). Restart the server to use it.")
+    if os.environ.get("VAPID_PRIVATE_KEY", "").strip():
+        click.echo("VAPID_PRIVATE_KEY is set in the environment: it wins over this file.", err=True)
+    click.echo("Public key (the browser's applicationServerKey):")
+    click.echo(keys.public_key(vapid))
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(seed_demo)
+    app.cli.add_command(vapid_keys)

@@ -26,6 +26,21 @@ def _secret_key(instance_path: str) -> str:
     return key
 
 
+def _vapid_private_key(instance_path: str) -> str:
+    """VAPID_PRIVATE_KEY from the environment, else the key `flask --app chipper vapid-keys`
+    wrote into the instance folder, else none (push notifications are off)."""
+    if key := os.environ.get("VAPID_PRIVATE_KEY", "").strip():
+        return key
+    path = Path(instance_path) / VAPID_KEY_FILE
+    return path.read_text().strip() if path.exists() else ""
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+VAPID_KEY_FILE = "vapid_private.pem"
+
 # Bytes a message form needs besides its attachment (5,000 characters of text, the token...).
 FORM_ROOM = 256 * 1024
 
@@ -51,6 +66,16 @@ class Config:
         # STUN/TURN servers handed to the browsers of a call, as RTCPeerConnection's
         # `iceServers` JSON: '[{"urls": "stun:stun.example.org"}]'. None by default.
         self.ICE_SERVERS = json.loads(os.environ.get("ICE_SERVERS") or "[]")
+        # Web Push: the server's key (PEM, or the raw key base64url), the contact push services
+        # may use about it (mailto: or https:), and how long a push service keeps trying to
+        # deliver a message notification; call notifications live as long as the call rings.
+        self.VAPID_PRIVATE_KEY = _vapid_private_key(instance_path)
+        self.VAPID_SUBJECT = os.environ.get("VAPID_SUBJECT", "mailto:chipper@localhost")
+        self.PUSH_TTL = int(os.environ.get("PUSH_TTL", 24 * 60 * 60))
+        # Push endpoints on loopback, private or link-local addresses (and plain http) are
+        # refused, so a signed-in user cannot make the server post to the local network.
+        # Tests and a push service run on one's own network need them.
+        self.PUSH_ALLOW_PRIVATE_ENDPOINTS = _flag("PUSH_ALLOW_PRIVATE_ENDPOINTS")
 
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     # A CSRF token lives as long as the session, so a tab left open for days can still post.
@@ -80,3 +105,10 @@ class Config:
     CALL_SIGNAL_MAX_BYTES = 64 * 1024
     # Timeline thumbnails fit in a square of this many pixels.
     THUMBNAIL_SIZE = 640
+    # Push services take up to 4 KB; a notification's text is cut well before that.
+    PUSH_PAYLOAD_MAX_BYTES = 3000
+    PUSH_BODY_MAX_CHARS = 200
+    # Seconds a push service may take to answer; slow ones only hold up the sender thread.
+    PUSH_TIMEOUT = 10
+    # Browsers per user; subscribing one more forgets the one subscribed longest ago.
+    PUSH_MAX_SUBSCRIPTIONS = 20

@@ -1,4 +1,5 @@
-"""Tables of the seed design (users, conversations, participants, messages, attachments, calls).
+"""Tables of the seed design (users, conversations, participants, messages, attachments, calls)
+and the browsers that take push notifications.
 
 Models own small verbs and query builders; the rules that change data live in
 chipper/services/.
@@ -105,6 +106,9 @@ class Participant(Timestamps, db.Model):
     )
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
     last_read_at: Mapped[datetime | None] = mapped_column()
+    # A muted conversation sends this member no push notifications for its messages (calls
+    # still ring); the page still updates live and counts them unread.
+    muted: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     conversation: Mapped[Conversation] = relationship(back_populates="participants")
     user: Mapped[User] = relationship()
@@ -349,6 +353,26 @@ class CallMember(db.Model):
             "joined_at": iso(self.joined_at),
             "left_at": iso(self.left_at),
         }
+
+
+class PushSubscription(db.Model):
+    """One browser that takes Web Push notifications for a user: where to send them (the push
+    service's endpoint, unique to that browser profile) and the keys to encrypt them with."""
+
+    __tablename__ = "push_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    endpoint: Mapped[str] = mapped_column(sa.String(2048), unique=True)
+    # The browser's P-256 public key (65 bytes) and auth secret (16 bytes), base64url.
+    p256dh: Mapped[str] = mapped_column(sa.String(100))
+    auth: Mapped[str] = mapped_column(sa.String(40))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The last push the push service took for it.
+    last_used_at: Mapped[datetime | None] = mapped_column()
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "endpoint": self.endpoint}
 
 
 def iso(value: datetime | None) -> str | None:

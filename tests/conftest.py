@@ -84,6 +84,9 @@ def _test_config(database_url: str, instance) -> dict:
         "SECRET_KEY": "test-secret",
         "SQLALCHEMY_DATABASE_URI": database_url,
         "UPLOAD_FOLDER": str(instance / "uploads"),
+        # Push notifications stay off unless a test turns them on (through app_config), even
+        # when the developer made a key for their own instance folder.
+        "VAPID_PRIVATE_KEY": "",
     }
 
 
@@ -98,13 +101,21 @@ def _empty_tables() -> None:
 
 
 @pytest.fixture
-def app(_schema, database_url, tmp_path):
-    app = create_app(_test_config(database_url, tmp_path))
+def app_config() -> dict:
+    """Settings a test module adds to the test app's (override this fixture)."""
+    return {}
+
+
+@pytest.fixture
+def app(_schema, database_url, tmp_path, app_config):
+    app = create_app({**_test_config(database_url, tmp_path), **app_config})
     app.test_client_class = Client
     with app.app_context():
         _empty_tables()
     yield app
     app.extensions["chipper.realtime"].close()
+    # A push job still running would otherwise write into the next test's tables.
+    app.extensions["chipper.push"].sender.close()
     with app.app_context():
         db.session.remove()
         db.engine.dispose()

@@ -22,6 +22,7 @@ TABLES = {
     "events",
     "event_recipients",
     "attachments",
+    "push_subscriptions",
 }
 
 

@@ -25,6 +25,7 @@ from PIL import Image
 
 from chipper.realtime import events
 from chipper.realtime.hub import Hub
+from chipper.realtime.presence import LocalPresence, RedisPresence
 from chipper.realtime.routes import InOrder
 from tests.realtime_support import Comment, Server, Stream, Visitor, wait_for
 
@@ -92,10 +93,10 @@ def sync(sender: Visitor, conversation_id: int, *streams: Stream) -> str:
 
 def assert_only(stream: Stream, event_id: str) -> None:
     """Nothing stored reached the stream but the frames of `event_id`, and nothing live but
-    presence."""
+    presence (and the stream's hello)."""
     assert stored_ids(stream) == {event_id}, stream.describe()
     live = {e.name for e in stream.events if e.id is None}
-    assert live <= {"presence"}, stream.describe()
+    assert live <= {"presence", "hello"}, stream.describe()
 
 
 @pytest.fixture
@@ -130,7 +131,87 @@ def test_stream_answers_at_once_with_headers_for_proxies(server, visit, people):
     # First, before any event or heartbeat (one a second here): an open stream straight away.
     assert stream.items[0] == Comment("connected")
     stream.wait(lambda items: Comment("heartbeat") in items, 3, "a heartbeat comment")
-    assert stream.events == []
+    assert [e.name for e in stream.events] == ["hello"]
+
+
+def test_stream_says_hello_with_its_own_name_first(server, visit, people):
+    ada = visit(people.ada)
+    tabs = [ada.stream(), ada.stream(params={"format": "json"})]
+    names = []
+    for tab in tabs:
+        hello = wait_for(tab, named("hello"))
+        assert tab.events[0] is hello
+        assert hello.id is None  # live only: never replayed
+        names.append(hello.json()["stream"])
+    assert all(re.fullmatch(r"[0-9a-f]{32}", name) for name in names)
+    assert names[0] != names[1]
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+def test_presence_knows_who_is_watching(kind, redis_server):
+    if kind == "local":
+        presence = LocalPresence()
+    else:
+        client = redis.Redis.from_url(redis_server)
+        presence = RedisPresence(client, f"chipper-test-{uuid.uuid4().hex[:12]}")
+    try:
+        assert presence.watching([1, 2]) == set()
+        presence.connect(1, "tab-a")
+        presence.connect(1, "tab-b")
+        assert presence.watching([1, 2]) == {1}  # a new stream counts as visible
+        assert presence.set_visible(1, "tab-a", False)
+        assert presence.watching([1]) == {1}  # tab-b is still visible
+        presence.set_visible(1, "tab-b", False)
+        assert presence.watching([1]) == set()
+        assert presence.online([1]) == {1}  # hidden tabs are still online
+        presence.refresh(1, "tab-b")
+        assert presence.watching([1]) == set()  # a heartbeat does not make a tab visible
+        assert presence.set_visible(1, "tab-b", True)
+        assert presence.watching([1]) == {1}
+        presence.disconnect(1, "tab-b")
+        assert presence.watching([1]) == set()  # a closed stream stops counting at once
+        # Only open streams of that user can be marked visible.
+        assert not presence.set_visible(1, "tab-b", True)
+        assert not presence.set_visible(2, "tab-a", True)
+        assert presence.watching([1, 2]) == set()
+    finally:
+        if kind == "redis":
+            client.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"visible": "false"}, "stream"),
+        ({"stream": "x" * 65, "visible": "false"}, "stream"),
+        ({"stream": "abc"}, "visible"),
+        ({"stream": "abc", "visible": "maybe"}, "visible"),
+    ],
+)
+def test_visibility_refuses_bad_input(client, make, auth, body, field):
+    auth.login(make.user())
+    response = client.post("/stream/visibility", json=body, headers={"Accept": "application/json"})
+    assert response.status_code == 422
+    assert response.get_json()["field"] == field
+
+
+def test_visibility_of_an_unknown_stream_is_ignored(client, make, auth):
+    auth.login(make.user())
+    for body in ({"stream": "not-a-stream", "visible": True}, {"stream": "x", "visible": False}):
+        assert client.post("/stream/visibility", json=body).status_code == 204
+    assert (
+        client.post("/stream/visibility", data={"stream": "x", "visible": "true"}).status_code
+        == 204
+    )
+
+
+def test_visibility_needs_a_signed_in_user_and_the_csrf_token(client, make, auth):
+    body = {"stream": "abc", "visible": False}
+    headers = {"Accept": "application/json"}
+    assert client.post("/stream/visibility", json=body, headers=headers).status_code == 401
+    auth.login(make.user())
+    response = client.post("/stream/visibility", json=body, headers=headers, csrf=False)
+    assert response.status_code == 400
 
 
 def test_stream_refuses_anonymous(server):

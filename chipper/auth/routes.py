@@ -1,14 +1,16 @@
 """Register, log in, log out."""
 
-from flask import jsonify, make_response, request, url_for
+from flask import jsonify, make_response, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 
 from chipper.auth import bp
 from chipper.extensions import db, login_manager
 from chipper.models import User
+from chipper.push import SESSION_KEY
 from chipper.services import Invalid
 from chipper.services.accounts import authenticate, register_user
+from chipper.services.push import forget_browser
 from chipper.web import form_value, json_error, page, safe_next, see_other, wants_json
 
 
@@ -74,6 +76,8 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    # The next person signed in on this browser must not get this user's notifications.
+    forget_browser(current_user, session.pop(SESSION_KEY, None))
     logout_user()
     response = ("", 204) if wants_json() else see_other(url_for("auth.login"))
     response = make_response(response)

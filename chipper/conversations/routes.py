@@ -10,7 +10,7 @@ from chipper.conversations.views import (
     header_fragment,
     summary_json,
 )
-from chipper.services import Invalid
+from chipper.services import Invalid, push
 from chipper.services import conversations as svc
 from chipper.services.accounts import search_users, users_by_ids
 from chipper.web import (
@@ -109,6 +109,24 @@ def read(conversation_id: int):
 def typing(conversation_id: int):
     svc.signal_typing(current_user, svc.conversation_for(current_user, conversation_id))
     return "", 204
+
+
+MUTED = {"on": True, "true": True, "off": False, "false": False}
+
+
+@bp.post("/conversations/<int:conversation_id>/mute")
+def mute(conversation_id: int):
+    """Turns the conversation's message notifications off (`muted=on`) or on again."""
+    conversation = svc.conversation_for(current_user, conversation_id, members=False)
+    muted = MUTED.get(form_value("muted").strip().lower())
+    if muted is None:
+        raise Invalid("Say whether to mute the conversation: on or off.", field="muted")
+    muted = push.set_muted(current_user, conversation, muted)
+    if wants_json():
+        return jsonify(muted=muted)
+    if is_htmx():
+        return page("conversations/_mute.html", conversation=conversation, muted=muted)
+    return see_other(url_for("conversations.show", conversation_id=conversation_id))
 
 
 @bp.get("/conversations/<int:conversation_id>")

@@ -9,6 +9,7 @@ from chipper.services.accounts import search_users
 from chipper.services.calls import live_call
 from chipper.services.conversations import ConversationSummary
 from chipper.services.messages import page_of_messages
+from chipper.services.push import is_muted
 from chipper.web import is_htmx, page, wants_json
 
 
@@ -64,6 +65,7 @@ def conversation_page(conversation_id: int, before: int | None, status: int = 20
         "candidates": candidates,
         "composer": {"body": "", "error": None},
         "live_call": live_call(conversation) if before is None else None,
+        "muted": is_muted(current_user, conversation),
         "errors": {},
     }
     context.update(extra)
@@ -80,5 +82,6 @@ def header_fragment(conversation: Conversation, status: int = 200, errors: dict 
         status,
         conversation=conversation,
         candidates=candidates,
+        muted=is_muted(current_user, conversation),
         errors=errors or {},
     )

@@ -1,5 +1,7 @@
-"""GET /stream: the signed-in user's events, as text/event-stream."""
+"""GET /stream: the signed-in user's events, as text/event-stream; POST /stream/visibility:
+whether the tab holding a stream is visible."""
 
+import json
 import queue
 import threading
 import time
@@ -11,7 +13,8 @@ from flask_login import current_user
 from chipper.extensions import db
 from chipper.realtime import bp, events
 from chipper.realtime.hub import RESYNC
-from chipper.web import json_error
+from chipper.services import Invalid
+from chipper.web import form_value, json_error
 
 
 def _resume_from() -> int | None:
@@ -76,6 +79,9 @@ def stream():
                 present = True
                 if realtime.presence.connect(user_id, stream_id):
                     _announce_presence(user_id, True)
+            # The stream's name, once it is known to presence: the page reports whether its
+            # tab is visible under it (POST /stream/visibility).
+            yield events.frame("hello", json.dumps({"stream": stream_id})).encode()
             text, going_on = catch_up(order)
             if text:
                 yield text.encode()
@@ -126,6 +132,28 @@ def stream():
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"
     return response
+
+
+VISIBILITY = {"true": True, "on": True, "1": True, "false": False, "off": False, "0": False}
+
+
+@bp.post("/stream/visibility")
+def visibility():
+    """A page says whether its tab is visible. Someone watching a visible tab sees new
+    messages there; the others get a push notification. Only the signed-in user's own
+    streams can be named: the user comes from the session, and other ids are ignored."""
+    if not current_user.is_authenticated:
+        return json_error("Log in first.", 401)
+    stream_id = form_value("stream").strip()
+    if not stream_id or len(stream_id) > 64:
+        raise Invalid("Name the stream (from its hello event).", field="stream")
+    visible = VISIBILITY.get(form_value("visible").strip().lower())
+    if visible is None:
+        raise Invalid("Say whether the tab is visible: true or false.", field="visible")
+    current_app.extensions["chipper.realtime"].presence.set_visible(
+        current_user.id, stream_id, visible
+    )
+    return "", 204
 
 
 # How long a stream holds an event that arrived ahead of an earlier one before it fetches

@@ -21,7 +21,7 @@ from sqlalchemy.orm import selectinload
 from chipper.extensions import db
 from chipper.models import Call, CallMember, Conversation, Message, Participant, User, utcnow
 from chipper.realtime import events
-from chipper.services import Conflict, Forbidden, Invalid, NotFound
+from chipper.services import Conflict, Forbidden, Invalid, NotFound, push
 from chipper.services.conversations import conversation_for, member_ids, touch
 
 CALL_TYPES = ("audio", "video")
@@ -119,6 +119,7 @@ def start_call(
             event = _call_event("call-ringing", call, conversation)
             db.session.commit()
             events.publish(event)
+            push.notify_call(call)
             _schedule_expiry(current_app._get_current_object(), call.id)
             return call, True
     if not join_live:

@@ -12,7 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from chipper.extensions import db
 from chipper.models import Attachment, Conversation, Message, Participant, User, utcnow
 from chipper.realtime import events
-from chipper.services import Forbidden, Invalid, NotFound, attachments
+from chipper.services import Forbidden, Invalid, NotFound, attachments, push
 from chipper.services.conversations import conversation_for, member_ids, touch
 
 
@@ -91,6 +91,7 @@ def send_message(
             attachments.discard(stored.names)
         raise
     events.publish(event)
+    push.notify_message(message)
     return message
 
 
