@@ -112,6 +112,8 @@ def worker_settings() -> dict:
             url_for("pwa.service_worker"),
         ],
         "csrfUrl": url_for("auth.login"),
+        "pushSubscriptions": url_for("push.subscribe"),
+        "publicKey": current_app.extensions["chipper.push"].public_key or "",
         "home": url_for("conversations.index"),
         "icon": url_for("static", filename="icons/icon-192.png"),
         "badge": url_for("static", filename="icons/badge-96.png"),

@@ -9,14 +9,17 @@ as a real loss of connection would.
 import io
 import json
 import re
+import time
 
 import pytest
 import sqlalchemy as sa
 from PIL import Image
 from playwright.sync_api import BrowserContext, Page, expect
+from py_vapid import Vapid02
 
 from chipper.models import Message
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, Browse
+from tests.push_support import Browser, PushService
 
 pytestmark = pytest.mark.browser
 
@@ -30,6 +33,26 @@ CACHED_URLS = """async () => {
   }
   return urls;
 }"""
+
+
+@pytest.fixture(scope="module")
+def vapid_pem() -> str:
+    vapid = Vapid02()
+    vapid.generate_keys()
+    return vapid.private_pem().decode()
+
+
+@pytest.fixture
+def app_config(vapid_pem) -> dict:
+    # Push turned on, towards a push service played by a local HTTP server.
+    return {"VAPID_PRIVATE_KEY": vapid_pem, "PUSH_ALLOW_PRIVATE_ENDPOINTS": True}
+
+
+@pytest.fixture
+def push_service():
+    service = PushService()
+    yield service
+    service.close()
 
 
 def signed_in(browse, make, user_id: int, javascript: bool = True) -> Page:
@@ -207,3 +230,116 @@ def test_sending_while_offline_keeps_the_text_and_sends_it_once_later(browse, ma
     expect(sent).to_have_count(1)
     expect(box).to_have_value("")
     assert sql.scalars(sa.select(Message.body)) == ["Sent from the train"]
+
+
+# Pretends the tab went to the background: Playwright's pages are always "visible".
+HIDE_TAB = """() => {
+  Object.defineProperty(document, "visibilityState", { get: () => "hidden", configurable: true });
+  Object.defineProperty(document, "hidden", { get: () => true, configurable: true });
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+STREAM_HELLO = """
+window.__hello = false;
+document.addEventListener("htmx:sseOpen", (e) => {
+  e.detail.source.addEventListener("hello", () => { window.__hello = true; });
+});
+"""
+
+
+SHOWN_NOTIFICATIONS = """async () => {
+  const registration = await navigator.serviceWorker.ready;
+  const shown = await registration.getNotifications();
+  return shown.map((n) => [n.title, n.body, n.tag, n.data.url]);
+}"""
+
+
+def test_a_message_to_a_hidden_tab_becomes_a_notification(browse, make, push_service):
+    ada, bob = make.user("Ada"), make.user("Bob")
+    chat = make.private(ada, bob)
+    page = browse.page()
+    page.context.grant_permissions(["notifications"])
+    page.add_init_script(STREAM_HELLO)
+    browse.log_in(page, make.email(ada))
+    controlled(page)
+    page.reload()
+    controlled(page)
+    page.wait_for_function("() => window.__hello === true")
+
+    # Ada's browser subscribes (headless Chromium has no push service of its own: the
+    # subscription points at the local one, with keys the test holds).
+    keys = Browser()
+    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    response = page.request.post(
+        "/push/subscriptions",
+        data=json.dumps(keys.subscription(push_service.endpoint("ada"))),
+        headers={"Content-Type": "application/json", "X-CSRFToken": token},
+    )
+    assert response.status == 201
+
+    # While her tab is visible she sees the message there, and gets no notification.
+    make.message(bob, chat, "Seen on the page")
+    expect(page.get_by_role("link", name=re.compile("Seen on the page"))).to_be_visible()
+    # Then the tab goes to the background: pwa.js tells the server, and the next message
+    # is pushed.
+    with page.expect_response(lambda r: r.url.endswith("/stream/visibility")) as answer:
+        page.evaluate(HIDE_TAB)
+    assert answer.value.status == 204
+    make.message(bob, chat, "Dinner at eight?")
+    (received,) = push_service.wait("ada")
+    payload = keys.read(received)
+    assert payload["body"] == "Dinner at eight?"
+    assert push_service.to("ada") == [received]  # nothing for the first message
+
+    # The push service hands the message to the browser's service worker, which shows it.
+    cdp = page.context.new_cdp_session(page)
+    registrations = []
+    cdp.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda event: registrations.extend(event["registrations"]),
+    )
+    cdp.send("ServiceWorker.enable")
+    deadline = time.monotonic() + 10
+    while not registrations and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    (registration,) = [r for r in registrations if not r["isDeleted"]]
+    cdp.send(
+        "ServiceWorker.deliverPushMessage",
+        {
+            "origin": browse.base_url,
+            "registrationId": registration["registrationId"],
+            "data": json.dumps(payload),
+        },
+    )
+    notifications = []
+    deadline = time.monotonic() + 10
+    while not notifications and time.monotonic() < deadline:
+        notifications = page.evaluate(SHOWN_NOTIFICATIONS)
+        page.wait_for_timeout(100)
+    assert notifications == [
+        ["Bob", "Dinner at eight?", f"conversation-{chat}", f"/conversations/{chat}"]
+    ]
+
+
+BADGE_SPY = """
+window.__badges = [];
+navigator.setAppBadge = (n) => { window.__badges.push(n); return Promise.resolve(); };
+navigator.clearAppBadge = () => { window.__badges.push(0); return Promise.resolve(); };
+"""
+
+
+def test_the_app_badge_follows_the_unread_count(browse, make):
+    ada, bob = make.user("Ada"), make.user("Bob")
+    chat = make.private(ada, bob)
+    page = browse.page()
+    page.add_init_script(BADGE_SPY)
+    page.add_init_script(STREAM_HELLO)
+    browse.log_in(page, make.email(ada))
+    page.wait_for_function("() => window.__hello === true")
+    assert page.evaluate("() => window.__badges") == [0]
+
+    make.message(bob, chat, "One")
+    make.message(bob, chat, "Two")
+    page.wait_for_function("() => window.__badges.at(-1) === 2", polling=100)
+
+    page.goto(f"/conversations/{chat}")  # reading them clears it
+    page.wait_for_function("() => window.__badges.at(-1) === 0", polling=100)

@@ -91,4 +91,114 @@
   // After any swap: the badge is swapped out whole (outerHTML) when the count changes.
   document.addEventListener("htmx:afterSettle", updateBadge);
   updateBadge();
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
+  function send(method, url, data) {
+    return fetch(url, {
+      method: method,
+      credentials: "same-origin",
+      keepalive: true,
+      headers: {
+        "Content-Type": "application/json",
+        Accept: "application/json",
+        "X-CSRFToken": csrfToken(),
+      },
+      body: JSON.stringify(data),
+    });
+  }
+
+  // Whether this tab is visible, told to the server under the stream's name (its "hello"
+  // event): people looking at a visible tab get no push notification for what they see.
+  var streamName = null;
+  function reportVisibility() {
+    if (!streamName || !body.dataset.visibilityUrl) return;
+    send("POST", body.dataset.visibilityUrl, {
+      stream: streamName,
+      visible: document.visibilityState === "visible",
+    }).catch(function () {});
+  }
+  var wired = new WeakSet();
+  document.addEventListener("htmx:sseOpen", function (event) {
+    var source = event.detail.source;
+    if (!source || wired.has(source)) return;
+    wired.add(source);
+    source.addEventListener("hello", function (e) {
+      streamName = JSON.parse(e.data).stream;
+      // A new stream counts as visible; say so only when it is not.
+      if (document.visibilityState !== "visible") reportVisibility();
+    });
+  });
+  document.addEventListener("visibilitychange", reportVisibility);
+
+  // Push notifications: the "Turn on notifications" control on the conversation list.
+  var control = document.querySelector("[data-push-control]");
+  var pushable = control && control.dataset.pushKey && worker &&
+    "PushManager" in window && "Notification" in window;
+  if (pushable) {
+    var state = control.querySelector("[data-push-state]");
+    var onButton = control.querySelector("[data-push-on]");
+    var offButton = control.querySelector("[data-push-off]");
+
+    var show = function (subscribed, message) {
+      control.hidden = false;
+      onButton.hidden = subscribed;
+      offButton.hidden = !subscribed;
+      if (Notification.permission === "denied") {
+        onButton.hidden = true;
+        message = message || "Notifications are blocked for Chipper in this browser's site settings.";
+      }
+      state.textContent = message || (subscribed
+        ? "Notifications are on for this browser."
+        : "Get a notification for new messages and calls when Chipper is not open.");
+    };
+
+    var applicationServerKey = function () {
+      var text = control.dataset.pushKey.replace(/-/g, "+").replace(/_/g, "/");
+      var raw = atob(text + "===".slice((text.length + 3) % 4));
+      return Uint8Array.from(raw, function (c) { return c.charCodeAt(0); });
+    };
+
+    worker.ready.then(function (registration) {
+      registration.pushManager.getSubscription().then(function (subscription) {
+        show(Boolean(subscription));
+      });
+
+      onButton.addEventListener("click", function () {
+        onButton.disabled = true;
+        Notification.requestPermission().then(function (permission) {
+          if (permission !== "granted") throw new Error("permission " + permission);
+          return registration.pushManager.subscribe({
+            userVisibleOnly: true,
+            applicationServerKey: applicationServerKey(),
+          });
+        }).then(function (subscription) {
+          return send("POST", control.dataset.pushUrl, subscription.toJSON()).then(function (r) {
+            if (!r.ok) throw new Error("the server answered " + r.status);
+          });
+        }).then(function () {
+          show(true);
+        }, function (error) {
+          show(false, Notification.permission === "denied" ? null
+            : "Notifications could not be turned on (" + error.message + ").");
+        }).finally(function () { onButton.disabled = false; });
+      });
+
+      offButton.addEventListener("click", function () {
+        offButton.disabled = true;
+        registration.pushManager.getSubscription().then(function (subscription) {
+          if (!subscription) return null;
+          var endpoint = subscription.endpoint;
+          return subscription.unsubscribe().then(function () {
+            return send("DELETE", control.dataset.pushUrl, { endpoint: endpoint });
+          });
+        }).then(function () { show(false); }, function () {
+          show(true, "Notifications could not be turned off. Try again.");
+        }).finally(function () { offButton.disabled = false; });
+      });
+    });
+  }
 })();
