@@ -211,7 +211,9 @@ def test_sending_while_offline_keeps_the_text_and_sends_it_once_later(browse, ma
     ada, bob = make.user("Ada"), make.user("Bob")
     chat = make.private(ada, bob)
     page = signed_in(browse, make, ada)
+    controlled(page)
     page.goto(f"/conversations/{chat}")
+    wait_until_saved(page, f"/conversations/{chat}")
     box = page.get_by_label("Message", exact=True)
 
     go_offline(page.context)
@@ -222,14 +224,23 @@ def test_sending_while_offline_keeps_the_text_and_sends_it_once_later(browse, ma
     expect(box).to_have_value("Sent from the train")
     assert sql.scalar(sa.select(sa.func.count()).select_from(Message)) == 0
 
+    # Reloaded while offline, the tab comes back from the saved copy with the text kept.
+    page.reload()
+    expect(page.locator("[data-saved-copy]")).to_be_visible()
+    expect(box).to_have_value("Sent from the train")
+
     go_online(page.context)
+    # The saved copy reloads into the live page by itself; the draft is still there.
     expect(page.locator("[data-offline-notice]")).to_be_hidden()
+    expect(box).to_have_value("Sent from the train")
     with page.expect_response(lambda r: r.request.method == "POST" and r.status == 201):
         page.locator("#composer").get_by_role("button", name="Send").click()
     sent = page.locator("#messages .message").filter(has_text="Sent from the train")
     expect(sent).to_have_count(1)
     expect(box).to_have_value("")
     assert sql.scalars(sa.select(Message.body)) == ["Sent from the train"]
+    page.reload()  # sent: the draft is gone
+    expect(box).to_have_value("")
 
 
 # Pretends the tab went to the background: Playwright's pages are always "visible".

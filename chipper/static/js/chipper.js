@@ -100,6 +100,39 @@
     toast("You seem to be offline. Your text is still in the box.");
   });
 
+  // Drafts: what is typed in a conversation's box outlives a reload of this tab (offline, the
+  // saved copy comes back with an empty box). Kept in sessionStorage, which is this tab's and
+  // which logging out clears; dropped once the message is sent.
+  function draftKey(form) {
+    return "chipper-draft:" + form.getAttribute("action");
+  }
+  function drafts() {
+    try {
+      return window.sessionStorage;
+    } catch (error) {
+      return null; // storage turned off
+    }
+  }
+  document.addEventListener("input", function (event) {
+    var box = event.target;
+    if (!drafts() || !box.matches || !box.matches("#composer textarea")) return;
+    if (box.value) drafts().setItem(draftKey(box.form), box.value);
+    else drafts().removeItem(draftKey(box.form));
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    // The form that sent, even once swapped out (htmx then tells an ancestor instead).
+    var form = event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (drafts() && form && form.id === "composer" && event.detail.successful) {
+      drafts().removeItem(draftKey(form));
+    }
+  });
+  (function restoreDraft() {
+    var form = document.getElementById("composer");
+    var box = form && form.querySelector("textarea");
+    var saved = box && drafts() && drafts().getItem(draftKey(form));
+    if (saved && !box.value) box.value = saved;
+  })();
+
   // Live updates (htmx's SSE extension, connected on <body>).
 
   // Remember the newest event id in the stream URL: after a hard failure the extension opens
