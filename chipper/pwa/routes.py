@@ -12,7 +12,6 @@ from chipper.pwa.shell import THEME_COLOR, service_worker_source
 from chipper.pwa.shell import manifest as app_manifest
 from chipper.services import Invalid, ServiceError, shares
 from chipper.services.conversations import conversation_for, list_conversations
-from chipper.services.messages import send_message
 from chipper.web import form_value, is_htmx, json_error, page, see_other, wants_json
 
 
@@ -92,11 +91,7 @@ def send_share():
         if not conversation_id.isdigit():
             raise Invalid("Choose a conversation to send it to.", field="conversation_id")
         conversation = conversation_for(current_user, int(conversation_id), members=False)
-        upload = None if held and held.get("file") else uploaded_file()
-        if upload:
-            message = send_message(current_user, conversation, body, upload)
-        else:
-            message = shares.send(current_user, conversation, body, held)
+        message = shares.send(current_user, conversation, body, held, uploaded_file())
     except ServiceError as error:
         if wants_json():
             return json_error(error.message, error.status, error.field)

@@ -48,18 +48,25 @@ def hold(title: str, text: str, url: str, upload: Upload | None) -> dict:
     return {"body": body, "file": asdict(stored) if stored else None}
 
 
-def send(user: User, conversation: Conversation, body: str | None, held: dict | None) -> Message:
-    """Sends the held share (with the text as the person left it) to `conversation`."""
-    stored = None
-    if held and held.get("file"):
-        stored = attachments.StoredFile(**held["file"])
-        folder = _held_folder()
-        try:
-            for name in stored.names:
-                os.replace(os.path.join(folder, name), attachments.path_of(name))
-        except FileNotFoundError:
-            attachments.discard(stored.names)
-            raise Invalid("The shared file is no longer here: share it again.", "file") from None
+def send(
+    user: User,
+    conversation: Conversation,
+    body: str | None,
+    held: dict | None,
+    upload: Upload | None = None,
+) -> Message:
+    """Sends the held share (with the text as the person left it) to `conversation`. With
+    nothing held, the page is a plain upload form and `upload` is what was picked there."""
+    if not (held and held.get("file")):
+        return send_message(user, conversation, body, upload)
+    stored = attachments.StoredFile(**held["file"])
+    folder = _held_folder()
+    try:
+        for name in stored.names:
+            os.replace(os.path.join(folder, name), attachments.path_of(name))
+    except FileNotFoundError:
+        attachments.discard(stored.names)
+        raise Invalid("The shared file is no longer here: share it again.", "file") from None
     # send_message removes the file again if the message cannot be sent.
     return send_message(user, conversation, body, stored=stored)
 
