@@ -6,6 +6,7 @@ test read and write the same database, which is emptied before each test.
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,16 +56,54 @@ def chromium(playwright) -> Iterator[Browser]:
     browser.close()
 
 
+class InFlight:
+    """WSGI middleware counting the requests being answered, event streams aside (they last
+    until the client goes). A page closing still sends a request or two (a tab reports that it
+    is hidden): the server waits for them before the test's database goes away, or their
+    connection would come back to a pool already disposed."""
+
+    def __init__(self, app):
+        self.app = app
+        self.count = 0
+        self.lock = threading.Condition()
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == "/stream":
+            return self.app(environ, start_response)
+        with self.lock:
+            self.count += 1
+        try:
+            # Read out here: a streamed body would otherwise be answered after the count.
+            body = self.app(environ, start_response)
+            try:
+                return list(body)
+            finally:
+                if hasattr(body, "close"):
+                    body.close()
+        finally:
+            with self.lock:
+                self.count -= 1
+                self.lock.notify_all()
+
+    def wait_idle(self, timeout: float) -> None:
+        with self.lock:
+            self.lock.wait_for(lambda: self.count == 0, timeout)
+
+
 @pytest.fixture
 def live_server(app) -> Iterator[str]:
     """The app on a free local port, served from a background thread; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    answering = InFlight(app)
+    server = make_server("127.0.0.1", 0, answering, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=10)
     server.server_close()
+    # Requests accepted just before the shutdown may not have reached the app yet.
+    time.sleep(0.05)
+    answering.wait_idle(timeout=10)
 
 
 class Browse:
