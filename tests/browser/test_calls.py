@@ -13,6 +13,9 @@ from chipper.extensions import db
 from chipper.models import Call, CallMember, utcnow
 
 pytestmark = pytest.mark.browser
+# Peer connections with fake cameras take a few seconds on two busy cores (three people in
+# one Chromium, the rest of the suite's servers around them): wait longer than the default.
+CONNECT_TIMEOUT = 20_000
 
 STREAM_OPEN = """
 window.__streamOpen = false;
@@ -72,7 +75,7 @@ def test_video_call_rings_connects_shares_the_screen_and_hangs_up(browse, make):
     expect(bob_page).to_have_url(ada_page.url)
 
     for page in (ada_page, bob_page):
-        expect(page.locator(".call-connection")).to_have_text("Connected")
+        expect(page.locator(".call-connection")).to_have_text("Connected", timeout=CONNECT_TIMEOUT)
         other = page.locator(".tile:not(.tile-me)")
         expect(other).to_have_attribute("data-connection", "connected")
     for page in (ada_page, bob_page):
@@ -85,7 +88,7 @@ def test_video_call_rings_connects_shares_the_screen_and_hangs_up(browse, make):
     second.goto(bob_page.url)
     expect(second.locator(".call-note")).to_contain_text("open in another tab")
     second.close()
-    expect(ada_page.locator(".call-connection")).to_have_text("Connected")
+    expect(ada_page.locator(".call-connection")).to_have_text("Connected", timeout=CONNECT_TIMEOUT)
     expect(ada_page.locator(".call-box")).to_contain_text("Bob · in the call")
 
     ada_page.get_by_role("button", name="Share screen").click()
@@ -222,7 +225,7 @@ def test_answering_from_the_open_conversation_goes_to_the_call(browse, make):
     expect(bob_page).to_have_url(ada_page.url)
     # An audio call shows each person's initial instead of video.
     for page in (ada_page, bob_page):
-        expect(page.locator(".call-connection")).to_have_text("Connected")
+        expect(page.locator(".call-connection")).to_have_text("Connected", timeout=CONNECT_TIMEOUT)
         other = page.locator(".tile:not(.tile-me)")
         expect(other.locator(".avatar")).to_be_visible()
         expect(other).not_to_have_class(re.compile("has-video"))
@@ -250,7 +253,7 @@ def test_three_people_in_a_group_call_each_see_the_two_others(browse, make):
     # A full mesh: everyone is connected to both others and sees both videos move.
     for page in pages:
         expect(page.locator(".tile:not(.tile-me)")).to_have_count(2)
-        expect(page.locator(".call-connection")).to_have_text("Connected")
+        expect(page.locator(".call-connection")).to_have_text("Connected", timeout=CONNECT_TIMEOUT)
         page.wait_for_function(
             """() => [...document.querySelectorAll('.tile:not(.tile-me) video')]
                      .every(v => v.videoWidth > 0 && v.currentTime > 0.5)"""
