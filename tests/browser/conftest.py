@@ -4,6 +4,7 @@ The server runs the `app` fixture of tests/conftest.py, so pages, the `make` fac
 test read and write the same database, which is emptied before each test.
 """
 
+import contextlib
 import os
 import threading
 import time
@@ -19,6 +20,7 @@ from playwright.sync_api import (
     Playwright,
     sync_playwright,
 )
+from playwright.sync_api import Error as PlaywrightError
 from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD
@@ -149,6 +151,13 @@ class Browse:
         page.wait_for_url("**/conversations")
 
     def close(self) -> None:
+        # Leave every page first, with a time limit: its pagehide work (hanging up a call,
+        # saying the tab is hidden) runs while the server is still there, and a page stuck in
+        # a call or a stream cannot hold up closing its context.
+        for context in self.contexts:
+            for page in context.pages:
+                with contextlib.suppress(PlaywrightError):
+                    page.goto("about:blank", timeout=10_000)
         for context in self.contexts:
             context.close()
 
