@@ -92,7 +92,7 @@ def unread():
     count = svc.total_unread(current_user)
     if wants_json():
         return jsonify(unread=count)
-    return page("conversations/_unread_badge.html", unread=count)
+    return page("conversations/_unread_count.html", unread=count)
 
 
 @bp.post("/conversations/<int:conversation_id>/read")
