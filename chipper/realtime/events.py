@@ -82,19 +82,18 @@ def record_many(*specs: dict) -> list[dict]:
     for kind, conversation_id, recipients, html, data in specs:
         # Core statements: the ORM unit of work costs more than these inserts themselves.
         event_id = db.session.scalar(
-            sa.insert(_events)
-            .returning(_events.c.id)
-            .values(
-                kind=kind,
-                conversation_id=conversation_id,
-                payload=json.dumps({"html": html, "data": data}),
-                created_at=created,
-            )
+            _INSERT_EVENT,
+            {
+                "kind": kind,
+                "conversation_id": conversation_id,
+                "payload": json.dumps({"html": html, "data": data}),
+                "created_at": created,
+            },
         )
         numbers = [seqs[uid].pop(0) for uid in recipients]
         if recipients:
             db.session.execute(
-                sa.insert(_recipients),
+                _INSERT_RECIPIENTS,
                 [
                     {"user_id": uid, "seq": seq, "event_id": event_id}
                     for uid, seq in zip(recipients, numbers, strict=True)
@@ -112,6 +111,26 @@ _users = User.__table__
 _events = Event.__table__
 _recipients = EventRecipient.__table__
 
+# Built once: building a statement costs more than running it from SQLAlchemy's compiled cache.
+_INSERT_EVENT = sa.insert(_events).returning(_events.c.id)
+_INSERT_RECIPIENTS = sa.insert(_recipients)
+_LOCK_USERS = (
+    sa.select(_users.c.id)
+    .where(_users.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(_users.c.id)
+    # NO KEY UPDATE (what the UPDATE below takes anyway) lets inserts that reference these
+    # users (their foreign keys take KEY SHARE locks) go on; FOR UPDATE would deadlock with them.
+    .with_for_update(key_share=True)
+)
+# The same step for every recipient (one event, or several for the same people).
+_TAKE_SEQS = (
+    sa.update(_users)
+    .where(_users.c.id.in_(sa.bindparam("ids", expanding=True)))
+    # Naming updated_at keeps its onupdate default from firing: this is not a profile edit.
+    .values(event_seq=_users.c.event_seq + sa.bindparam("step"), updated_at=_users.c.updated_at)
+    .returning(_users.c.id, _users.c.event_seq)
+)
+
 
 def _take_seqs(counts: Counter) -> dict[int, list[int]]:
     """The next `counts[uid]` numbers of each user's sequence, oldest first."""
@@ -119,26 +138,19 @@ def _take_seqs(counts: Counter) -> dict[int, list[int]]:
         return {}
     ids = sorted(counts)
     if db.session.get_bind().dialect.name != "sqlite":
-        # Row locks in id order; SQLite has a single writer and no row locks. NO KEY UPDATE
-        # (what the UPDATE below takes anyway) lets inserts that reference these users (their
-        # foreign keys take KEY SHARE locks) go on; FOR UPDATE would deadlock with them.
-        db.session.execute(
-            sa.select(_users.c.id)
-            .where(_users.c.id.in_(ids))
-            .order_by(_users.c.id)
-            .with_for_update(key_share=True)
-        )
-    if len(set(counts.values())) == 1:
-        step = sa.literal(next(iter(counts.values())))
+        # Row locks in id order; SQLite has a single writer and no row locks.
+        db.session.execute(_LOCK_USERS, {"ids": ids})
+    steps = set(counts.values())
+    if len(steps) == 1:
+        rows = db.session.execute(_TAKE_SEQS, {"ids": ids, "step": steps.pop()}).all()
     else:
         step = sa.case(counts, value=_users.c.id, else_=0)
-    rows = db.session.execute(
-        sa.update(_users)
-        .where(_users.c.id.in_(ids))
-        # Naming updated_at keeps its onupdate default from firing: this is not a profile edit.
-        .values(event_seq=_users.c.event_seq + step, updated_at=_users.c.updated_at)
-        .returning(_users.c.id, _users.c.event_seq)
-    ).all()
+        rows = db.session.execute(
+            sa.update(_users)
+            .where(_users.c.id.in_(ids))
+            .values(event_seq=_users.c.event_seq + step, updated_at=_users.c.updated_at)
+            .returning(_users.c.id, _users.c.event_seq)
+        ).all()
     if len(rows) != len(ids):
         raise ValueError("an event names a recipient who does not exist")
     return {uid: list(range(top - counts[uid] + 1, top + 1)) for uid, top in rows}
