@@ -245,31 +245,50 @@ def _field(value: str) -> str:
 
 
 def frame(event: str, data: str, event_id: int | None = None) -> str:
-    lines = [f"event: {_field(event)}"]
+    return _frame(event, _data_field(data), event_id)
+
+
+def _frame(event: str, data_field: str, event_id: int | None) -> str:
+    head = f"event: {_field(event)}\n"
     if event_id is not None:
-        lines.append(f"id: {_field(str(event_id))}")
+        head += f"id: {_field(str(event_id))}\n"
+    return head + data_field + "\n"
+
+
+def _data_field(data: str) -> str:
     # Each line of the data gets its own "data:" field, so text cannot start a new field.
     text = data.replace("\r\n", "\n").replace("\r", "\n")
-    lines += [f"data: {line}" for line in text.split("\n")]
-    return "\n".join(lines) + "\n\n"
+    return "".join(f"data: {line}\n" for line in text.split("\n"))
 
 
 def frames(envelope: dict, user_id: int, fmt: str, eid: int | None) -> str:
     """What one envelope becomes on one user's stream; `eid` is its number in that user's
     sequence (None for live-only events)."""
+    # The frames' names and data are the same on every stream of this process (only the id
+    # differs): built for the first and kept on the envelope for the others.
+    own = envelope["kind"].startswith("message-") and envelope["data"].get("user_id") == user_id
+    wire = envelope.setdefault("_wire", {})
+    key = f"{fmt}-own" if own else fmt
+    parts = wire.get(key)
+    if parts is None:
+        parts = wire[key] = [(name, _data_field(data)) for name, data in _parts(envelope, fmt, own)]
+    return "".join(_frame(name, data_field, eid) for name, data_field in parts)
+
+
+def _parts(envelope: dict, fmt: str, own_message: bool) -> list[tuple[str, str]]:
+    """The (event name, data) of each frame an envelope becomes."""
     kind, cid = envelope["kind"], envelope["conversation_id"]
     if fmt == "json":
-        return frame(kind, json.dumps({"conversation_id": cid, **envelope["data"]}), eid)
+        return [(kind, json.dumps({"conversation_id": cid, **envelope["data"]}))]
     if kind in ("presence", "call-signal"):
-        return frame(kind, json.dumps(envelope["data"]), eid)
+        return [(kind, json.dumps(envelope["data"]))]
     out = []
     if kind not in LIST_ONLY:
-        out.append(frame(f"{kind}-{cid}", envelope["html"], eid))
+        out.append((f"{kind}-{cid}", envelope["html"]))
     if kind in CALL_KINDS:
-        out.append(frame("call", json.dumps(envelope["data"]), eid))
+        out.append(("call", json.dumps(envelope["data"])))
     if kind in LIST_KINDS:
-        out.append(frame("conversations-changed", str(cid), eid))
-    own_message = kind.startswith("message-") and envelope["data"].get("user_id") == user_id
+        out.append(("conversations-changed", str(cid)))
     if kind in UNREAD_KINDS and not own_message:
-        out.append(frame("unread-changed", "", eid))
-    return "".join(out)
+        out.append(("unread-changed", ""))
+    return out
