@@ -37,3 +37,9 @@ def post_worker_init(worker):
 
     gc.freeze()
     gc.set_threshold(10_000, 50, 100)
+
+    # SQLite: copy the write-ahead log into the database file from a thread of this worker,
+    # not inside whichever request's commit fills it (a stall of the whole worker).
+    from chipper.db_setup import checkpoint_in_background
+
+    checkpoint_in_background(worker.wsgi)
