@@ -11,6 +11,7 @@ from chipper.extensions import db
 from chipper.models import User
 from chipper.services import conversations, messages
 from chipper.services.accounts import register_user
+from tests.conftest import _test_config
 
 
 def _bodies_in_the_database_file(path) -> list[str]:
@@ -26,15 +27,7 @@ def _bodies_in_the_database_file(path) -> list[str]:
 
 def test_committed_messages_reach_the_database_file_without_a_request_checkpointing(tmp_path):
     path = tmp_path / "chipper.sqlite3"
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "test",
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}",
-            "UPLOAD_FOLDER": str(tmp_path / "uploads"),
-            "VAPID_PRIVATE_KEY": "",
-        }
-    )
+    app = create_app(_test_config(f"sqlite:///{path}", tmp_path))
     with app.app_context():
         db.create_all()
         ada = register_user("Ada", "ada@example.com", "correct horse battery")
@@ -67,13 +60,5 @@ def test_committed_messages_reach_the_database_file_without_a_request_checkpoint
 
 
 def test_only_a_sqlite_file_gets_a_checkpointer(tmp_path):
-    app = create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "test",
-            "SQLALCHEMY_DATABASE_URI": "sqlite://",
-            "UPLOAD_FOLDER": str(tmp_path / "uploads"),
-            "VAPID_PRIVATE_KEY": "",
-        }
-    )
+    app = create_app(_test_config("sqlite://", tmp_path))
     assert checkpoint_in_background(app) is None
