@@ -1119,6 +1119,7 @@ def run(args) -> dict:
         lat.frombytes(data["lat"])
         lost = {i: t_ns for i, t_ns in data["lost"]}
         fan_lat, seen, dups = [], set(), 0
+        dumped: list[tuple[int, int]] = []
         for i, s, ns in zip(idx, seq, lat, strict=True):
             if s not in sent:
                 continue
@@ -1128,6 +1129,12 @@ def run(args) -> dict:
                 continue
             seen.add(key)
             fan_lat.append(ns)
+            if args.dump:
+                dumped.append((sent[s][1], ns))
+        if args.dump:
+            # (scheduled send time in ns, send->delivery in ns) of every delivery, for
+            # finding when the slow ones happen.
+            Path(args.dump).write_text(json.dumps(sorted(dumped)))
         expected = 0
         for _s, (cid, send_ns, status) in sent.items():
             if status != 201:
@@ -1450,6 +1457,9 @@ def parse_args(argv=None):
     p.add_argument("--name", help="section key in RESULTS.md (default: from the scenario)")
     p.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
     p.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
+    p.add_argument(
+        "--dump", metavar="FILE", help="write every delivery's (send ns, latency ns) as JSON"
+    )
     p.add_argument("--note", default="", help="a line added to the RESULTS.md section")
     p.add_argument(
         "--wait-quiet",

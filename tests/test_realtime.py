@@ -704,6 +704,35 @@ def test_a_failed_publish_is_retried_and_reaches_other_processes(
     assert message_ids(tab, group) == [message["id"]]
 
 
+def test_the_sending_server_hands_events_to_its_own_streams_without_redis(
+    make, people, visit, start_server, redis_user
+):
+    """Bob's tab is on the server Ada sends through, Cara's on another. While Redis refuses
+    that server's publishes, Bob still sees the message at once; Cara sees it once Redis takes
+    it, and Bob's tab does not get it a second time when it comes back through Redis."""
+    url, name, admin = redis_user
+    first, second = start_server(REDIS_URL=url), start_server()
+    group = make.group(people.ada, [people.bob, people.cara], "Team")
+    ada = visit(people.ada, first)
+    bob_tab, cara_tab = visit(people.bob, first).stream(), visit(people.cara, second).stream()
+    for tab in (bob_tab, cara_tab):
+        tab.wait(lambda items: Comment("connected") in items, 5, "the stream to open")
+
+    admin.execute_command("ACL", "SETUSER", name, "-publish")
+    message = ada.send(group, "straight to this server's tabs")
+    wait_for(bob_tab, created(group, message["id"]))
+    time.sleep(1.0)
+    assert message_ids(cara_tab, group) == [], cara_tab.describe()
+
+    admin.execute_command("ACL", "SETUSER", name, "+publish")
+    wait_for(cara_tab, created(group, message["id"]))
+    # A later message through Redis too: by its arrival anything echoed has arrived as well.
+    later = visit(people.cara, second).send(group, "and back")
+    wait_for(bob_tab, created(group, later["id"]))
+    assert message_ids(bob_tab, group) == [message["id"], later["id"]]
+    assert message_ids(cara_tab, group) == [message["id"], later["id"]]
+
+
 def test_an_event_that_never_came_live_is_read_back_in_order(
     make, people, visit, start_server, redis_user
 ):

@@ -1,20 +1,23 @@
 """The per-process hub: one pub/sub subscription shared by every stream of this process.
 
-Envelopes travel as JSON: {"id", "kind", "conversation_id", "recipients", "html", "data"}.
-The hub hands each envelope to the local streams of its recipients, through bounded queues
-so a slow client never holds up the others.
+Envelopes are dicts, and travel on Redis as JSON: {"id", "kind", "conversation_id",
+"recipients", "seqs", "html", "data"}. The hub hands each envelope to the local streams of its
+recipients, through bounded queues so a slow client never holds up the others.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import json
 import logging
+import os
 import queue
 import random
 import threading
 import time
+import uuid
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +119,16 @@ class LocalBroker:
 
 
 class RedisBroker:
-    """Publishes to one Redis channel; one subscriber thread per process feeds the hub.
+    """Hands each envelope to this process's streams at once, and to the other processes
+    through one Redis channel; one subscriber thread per process feeds the hub.
 
-    The subscriber survives Redis restarts: it reconnects with backoff and then tells every
-    stream to catch up from the database.
+    A request never waits for Redis: publish() queues the envelope for a publisher thread,
+    which sends whatever has queued up in one pipeline and keeps retrying, in order, while
+    Redis refuses. The subscriber skips what this process sent (its streams had it already)
+    and survives Redis restarts: it reconnects with backoff and then tells every stream to
+    catch up from the database.
+
+    On the channel a message is `<origin> <envelope as JSON>`; the origin names the process.
     """
 
     def __init__(self, hub: Hub, url: str, channel: str, pool_size: int = 20):
@@ -141,10 +150,12 @@ class RedisBroker:
         self._started = False
         self._start_lock = threading.Lock()
         self.subscribed = threading.Event()
-        # Envelopes whose publish failed, oldest first, and whether a thread is retrying them.
-        self._retry: collections.deque[str] = collections.deque()
-        self._retry_lock = threading.Lock()
-        self._retrying = False
+        # Envelopes (as sent on the channel) not yet taken by Redis, oldest first; whether a
+        # publisher thread is running, and what wakes it.
+        self._outbox: collections.deque[bytes] = collections.deque()
+        self._outbox_lock = threading.Lock()
+        self._publishing = False
+        self._more = threading.Event()
 
     def start(self) -> None:
         with self._start_lock:
@@ -160,61 +171,69 @@ class RedisBroker:
         return self.subscribed.wait(timeout)
 
     def publish(self, envelope: dict) -> None:
-        import redis
-
-        data = json.dumps(envelope)
-        with self._retry_lock:
-            if self._retry:
-                # Earlier envelopes are still waiting: keep this process's order.
-                self._hold(data)
+        data = f"{_origin} {json.dumps(envelope)}".encode()
+        # This process's streams need no round trip through Redis.
+        self.hub.dispatch(envelope)
+        with self._outbox_lock:
+            if len(self._outbox) >= self.OUTBOX_LIMIT:
+                # Streams elsewhere still get it: the next event of each recipient reveals
+                # the gap, and a reconnect replays it.
+                self._outbox.popleft()
+                log.warning("dropped an unpublished envelope: %d are waiting", self.OUTBOX_LIMIT)
+            self._outbox.append(data)
+            if self._publishing:
+                self._more.set()
                 return
-        try:
-            self.redis.publish(self.channel, data)
-        except redis.RedisError:
-            # The change is committed and its event stored; never fail the request for this.
-            # Publishing again later reaches every process, not only this one.
-            log.warning("could not publish %s; will retry", envelope.get("kind"))
-            with self._retry_lock:
-                self._hold(data)
+            self._publishing = True
+        threading.Thread(target=self._publish_queued, name="chipper-publish", daemon=True).start()
 
-    def _hold(self, data: str) -> None:
-        """Keeps an envelope to publish again (the caller holds _retry_lock)."""
-        if len(self._retry) >= self.RETRY_LIMIT:
-            # Streams still get it: the next event of each recipient reveals the gap, and
-            # a reconnect replays it.
-            self._retry.popleft()
-            log.warning("dropped an unpublished envelope: %d are waiting", self.RETRY_LIMIT)
-        self._retry.append(data)
-        if not self._retrying:
-            self._retrying = True
-            threading.Thread(target=self._publish_held, name="chipper-publish", daemon=True).start()
+    OUTBOX_LIMIT = 10_000
+    # Most envelopes one pipeline sends, and how long an idle publisher thread waits for more
+    # before it ends (a busy process keeps one thread instead of starting one per event).
+    BATCH = 200
+    LINGER = 5.0
 
-    RETRY_LIMIT = 10_000
-
-    def _publish_held(self) -> None:
+    def _publish_queued(self) -> None:
         import redis
 
         delay = 0.05
         while True:
-            with self._retry_lock:
-                if not self._retry:
-                    self._retrying = False
-                    return
-                data = self._retry[0]
+            with self._outbox_lock:
+                batch = list(itertools.islice(self._outbox, self.BATCH))
+                if not batch:
+                    self._more.clear()
+            if not batch:
+                if self._more.wait(self.LINGER):
+                    continue
+                with self._outbox_lock:
+                    if not self._outbox:
+                        self._publishing = False
+                        return
+                continue
             try:
-                self.redis.publish(self.channel, data)
+                pipe = self.redis.pipeline(transaction=False)
+                for data in batch:
+                    pipe.publish(self.channel, data)
+                pipe.execute()
             except redis.RedisError:
+                # The changes are committed and their events stored: keep them, in order,
+                # until Redis takes them. Publishing again reaches every process.
+                if delay == 0.05:
+                    log.warning("could not publish %s; will retry", _kinds(batch))
                 time.sleep(delay + random.uniform(0, delay / 2))
                 delay = min(delay * 2, 2.0)
                 continue
             delay = 0.05
-            with self._retry_lock:
-                if self._retry and self._retry[0] is data:
-                    self._retry.popleft()
+            with self._outbox_lock:
+                for data in batch:
+                    # The oldest may have been dropped meanwhile (OUTBOX_LIMIT).
+                    if self._outbox and self._outbox[0] is data:
+                        self._outbox.popleft()
 
     def _listen_forever(self) -> None:
         import redis
 
+        own = f"{_origin} ".encode()
         delay = 0.1
         first = True
         while True:
@@ -236,8 +255,11 @@ class RedisBroker:
                         continue
                     if message.get("type") != "message":
                         continue
+                    data = message["data"]
+                    if data.startswith(own):
+                        continue  # sent by this process, which dispatched it already
                     try:
-                        envelope = json.loads(message["data"])
+                        envelope = json.loads(data.partition(b" ")[2])
                     except (TypeError, ValueError):
                         log.warning("ignored a malformed envelope on %s", self.channel)
                         continue
@@ -250,3 +272,24 @@ class RedisBroker:
                     pubsub.close()
             time.sleep(delay + random.uniform(0, delay / 2))
             delay = min(delay * 2, 5.0)
+
+
+def _kinds(batch: list[bytes]) -> str:
+    """What a batch holds, for the log: "message-created" or "message-created and 2 more"."""
+    try:
+        kind = json.loads(batch[0].partition(b" ")[2])["kind"]
+    except (ValueError, KeyError, TypeError):
+        kind = "an envelope"
+    return kind if len(batch) == 1 else f"{kind} and {len(batch) - 1} more"
+
+
+def _new_origin() -> None:
+    global _origin
+    _origin = uuid.uuid4().hex
+
+
+# Names this process on the channel. A forked child (a gunicorn worker of an app loaded
+# before the fork) takes a name of its own, or it would skip its parent's envelopes.
+_origin = ""
+_new_origin()
+os.register_at_fork(after_in_child=_new_origin)
