@@ -12,7 +12,10 @@ worker_class = "gevent"
 # gunicorn's default of 1,000 silently refuses every connection past it: each open tab holds
 # one stream.
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "10000"))
-keepalive = 5
+# Seconds an idle keep-alive connection stays open. Browsers reuse theirs for minutes; at 5 s
+# (gunicorn's default is 2) someone chatting every few seconds paid a new TCP connection for
+# nearly every message. An idle connection costs a worker no more than an idle stream.
+keepalive = int(os.environ.get("KEEPALIVE", "65"))
 graceful_timeout = 10
 timeout = 60
 accesslog = os.environ.get("ACCESS_LOG") or None

@@ -244,7 +244,9 @@ class HTTPPool:
     """Keep-alive connections to one server; a request waits for a connection only when
     `limit` are already busy (its latency still counts from its scheduled time)."""
 
-    IDLE_MAX = 3.0  # gunicorn closes keep-alive connections after 5 s
+    # A browser reuses a connection for as long as the server keeps it open (gunicorn.conf.py's
+    # keepalive, 65 s); a little less, so it never sends on one the server is closing.
+    IDLE_MAX = 60.0
 
     def __init__(self, host: str, port: int, limit: int = 1000):
         self.host, self.port = host, port
@@ -1278,6 +1280,10 @@ def report(args, r) -> tuple[str, str]:
         (
             "POST send during fan-out p50 / p99 / max",
             _ms(r["post_latency"], "p50", "p99", "max"),
+        ),
+        (
+            "HTTP connections the load generator opened (warm-up, probes, fan-out)",
+            f"{r['connections_opened']:,} (fan-out sends: {r['sent']:,})",
         ),
         (
             "server CPU per message (both workers, fan-out included)",

@@ -10,6 +10,7 @@ import html
 import io
 import queue
 import re
+import socket
 import threading
 import time
 import uuid
@@ -953,6 +954,33 @@ def test_embedded_hub_without_redis_delivers_in_one_process(
     message = ada.send(group, "no Redis needed")
     event = wait_for(bob_tab, created(group, message["id"]))
     assert "no Redis needed" in event.data
+
+
+def test_gunicorn_keeps_a_browsers_connection_between_messages_sent_seconds_apart(server):
+    """Someone chatting every few seconds sends each message over the connection they already
+    have: no new TCP connection (and its round trips) per message."""
+    request = (
+        f"GET /login HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nAccept: application/json\r\n\r\n"
+    ).encode()
+
+    def answer(sock: socket.socket) -> bytes:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, "the server closed the connection"
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        while len(body) < length:
+            body += sock.recv(65536)
+        return head.split(b"\r\n")[0]
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(request)
+        assert answer(sock) == b"HTTP/1.1 200 OK"
+        time.sleep(6)  # longer than the 5 s gunicorn.conf.py used to keep an idle connection
+        sock.sendall(request)
+        assert answer(sock) == b"HTTP/1.1 200 OK"
 
 
 def test_gunicorn_refuses_two_workers_without_redis(database_url, tmp_path):
