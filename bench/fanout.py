@@ -52,8 +52,9 @@ scenarios, and any text outside the sections, are kept).
 This is a 2-core box, load generator included: another job running at the same time skews
 every latency. --wait-quiet S waits (up to S s) for the rest of the machine to go quiet before
 starting, and a run during which the rest of the machine used more than NOISE_LIMIT % of a core
-is flagged in its table. RLIMIT_NOFILE is raised to its hard limit here (gunicorn and Redis
-inherit it) and in the stream process. gunicorn and Redis die with this script.
+is flagged in its table. Time the hypervisor gave to other machines ("stolen") is reported on
+its own and counts as noise too. RLIMIT_NOFILE is raised to its hard limit here (gunicorn and
+Redis inherit it) and in the stream process. gunicorn and Redis die with this script.
 
 Dependencies: none beyond the app's and its test extras (asyncio and raw sockets for the load;
 httpx and redis-py for readiness checks; psycopg for --database-url). Options: --help.
@@ -808,9 +809,20 @@ async def warm_up(bench: Bench, pool: HTTPPool, port: int):
 
 def busy_ticks() -> int:
     """CPU time used by everything on the machine (all cores), from /proc/stat."""
+    return _proc_stat()[0]
+
+
+def steal_ticks() -> int:
+    """CPU time the hypervisor gave to other machines while this one wanted it."""
+    return _proc_stat()[1]
+
+
+def _proc_stat() -> tuple[int, int]:
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
-    return sum(v) - v[3] - v[4]  # minus idle and iowait
+    # user nice system idle iowait irq softirq steal guest guest_nice; guest time is already
+    # counted in user and nice.
+    return sum(v[:8]) - v[3] - v[4], v[7]
 
 
 def postgres_pids() -> list[int]:
@@ -835,6 +847,7 @@ def pids_cpu(pids: dict[str, int | None]) -> dict[str, int]:
         for name, pid in pids.items()
     }
     out["all"] = busy_ticks()
+    out["steal"] = steal_ticks()
     return out
 
 
@@ -845,7 +858,9 @@ def cpu_percent(before: dict, after: dict, seconds: float) -> dict:
         return {}
     pct = {n: max(0.0, 100.0 * (after[n] - before[n]) / CLK_TCK / seconds) for n in before}
     total = pct.pop("all")
-    pct["rest of the machine"] = max(0.0, total - sum(pct.values()))
+    steal = pct.pop("steal")
+    pct["rest of the machine"] = max(0.0, total - steal - sum(pct.values()))
+    pct["stolen by the hypervisor"] = steal
     return pct
 
 
@@ -1331,10 +1346,15 @@ def report(args, r) -> tuple[str, str]:
         ),
     ]
     table = "\n".join(["| metric | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
-    noise = max(r[k].get("rest of the machine", 0) for k in ("cpu_probe", "cpu_fan") if r[k])
+    noise = max(
+        r[k].get("rest of the machine", 0) + r[k].get("stolen by the hypervisor", 0)
+        for k in ("cpu_probe", "cpu_fan")
+        if r[k]
+    )
     if noise > NOISE_LIMIT:
         table += (
-            f"\n\n**Warning:** the rest of the machine used up to {noise:.0f} % of a core "
+            f"\n\n**Warning:** the rest of the machine (or other machines on the same host) "
+            f"used up to {noise:.0f} % of a core "
             "during the measurements: this run's latencies are not representative."
         )
     vtable = "\n".join(
