@@ -729,7 +729,8 @@ def test_the_sending_server_hands_events_to_its_own_streams_without_redis(
     wait_for(cara_tab, created(group, message["id"]))
     # A later message through Redis too: by its arrival anything echoed has arrived as well.
     later = visit(people.cara, second).send(group, "and back")
-    wait_for(bob_tab, created(group, later["id"]))
+    for tab in (bob_tab, cara_tab):
+        wait_for(tab, created(group, later["id"]))
     assert message_ids(bob_tab, group) == [message["id"], later["id"]]
     assert message_ids(cara_tab, group) == [message["id"], later["id"]]
 
