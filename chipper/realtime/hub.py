@@ -21,6 +21,9 @@ import uuid
 
 log = logging.getLogger(__name__)
 
+# Seconds before publishing again after Redis refused; each failure doubles it, up to 2 s.
+RETRY_FIRST = 0.05
+
 # Tells a stream to catch up from the database: the hub may have missed envelopes.
 RESYNC = {"kind": "resync"}
 
@@ -196,7 +199,7 @@ class RedisBroker:
     def _publish_queued(self) -> None:
         import redis
 
-        delay = 0.05
+        delay = RETRY_FIRST
         while True:
             with self._outbox_lock:
                 batch = list(itertools.islice(self._outbox, self.BATCH))
@@ -218,12 +221,12 @@ class RedisBroker:
             except redis.RedisError:
                 # The changes are committed and their events stored: keep them, in order,
                 # until Redis takes them. Publishing again reaches every process.
-                if delay == 0.05:
+                if delay == RETRY_FIRST:  # once per outage, not at every attempt
                     log.warning("could not publish %s; will retry", _kinds(batch))
                 time.sleep(delay + random.uniform(0, delay / 2))
                 delay = min(delay * 2, 2.0)
                 continue
-            delay = 0.05
+            delay = RETRY_FIRST
             with self._outbox_lock:
                 for data in batch:
                     # The oldest may have been dropped meanwhile (OUTBOX_LIMIT).
