@@ -43,8 +43,9 @@ What it does, in order:
    latency, POST latency during fan-out, server CPU per message, memory per idle stream, probe
    latencies, CPU used by each process (gunicorn workers, redis, the two load-generator
    processes, PostgreSQL if local) and by the rest of the machine, how many users Redis still
-   shows online (each stream keeps its presence mark alive while it is open), and tracebacks
-   and failed publishes in the gunicorn log.
+   shows online (each stream keeps its presence mark alive while it is open), tracebacks
+   and failed publishes in the gunicorn log, and how long this machine took for a fixed
+   piece of pure Python before and after the run (hosts of this kind differ, and drift).
 
 It prints a table and rewrites this scenario's section of bench/RESULTS.md (sections of other
 scenarios, and any text outside the sections, are kept).
@@ -807,6 +808,17 @@ async def warm_up(bench: Bench, pool: HTTPPool, port: int):
     await asyncio.sleep(5)  # OFFLINE_GRACE (4 s) timers fire and finish
 
 
+def python_speed() -> float:
+    """Seconds this machine takes for a fixed piece of pure Python (10 million additions in a
+    loop): hosts of one machine kind differ, and one host's speed drifts within an hour, so a
+    run's latencies are read against it."""
+    t = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return time.perf_counter() - t
+
+
 def busy_ticks() -> int:
     """CPU time used by everything on the machine (all cores), from /proc/stat."""
     return _proc_stat()[0]
@@ -990,7 +1002,7 @@ def run(args) -> dict:
     if args.wait_quiet:
         print(f"[wait] background load {wait_quiet(args.wait_quiet):.0f}% of a core", flush=True)
     bench = Bench(args)
-    result: dict = {"nofile": nofile}
+    result: dict = {"nofile": nofile, "speed_before": python_speed()}
     stream_proc = None
     try:
         print(f"[setup] temp dir {bench.tmp}", flush=True)
@@ -1203,6 +1215,7 @@ def run(args) -> dict:
             connections_opened=pool.opened,
             tracebacks=log_text.count("Traceback"),
             publish_failures=log_text.count("could not publish"),
+            speed_after=python_speed(),
             log_tail=log_text.strip().splitlines()[-5:],
             dialect=bench.dialect,
             group_size=bench.group_size,
@@ -1277,6 +1290,10 @@ def report(args, r) -> tuple[str, str]:
             "opening them",
             f"{o['seconds']:.1f} s for all, {args.open_concurrency} at a time; each "
             f"(connect to `: connected`) p50 / p99 {_ms(o['open_ms'], 'p50', 'p99')}",
+        ),
+        (
+            "this machine's Python speed: 10 million additions, before / after the run",
+            f"{r['speed_before']:.2f} / {r['speed_after']:.2f} s",
         ),
         ("conversations x members", f"{args.conversations:,} x {r['group_size']}"),
         (
