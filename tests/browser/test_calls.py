@@ -266,3 +266,36 @@ def test_three_people_in_a_group_call_each_see_the_two_others(browse, make):
         expect(page.locator(".tile:not(.tile-me)")).to_have_count(1)
         expect(page.locator(".call-box")).to_contain_text("Cara · left")
     assert not browse.errors, browse.errors
+
+
+def test_an_offer_lost_before_the_other_page_opened_is_sent_again(browse, make):
+    # Signals are live only. Ada calls and Bob answers from requests of their browsers (as
+    # their ringing boxes do); Ada's call page opens first and sends Bob an offer that no page
+    # of his can take yet. When Bob's call page opens, his own offer crosses hers: Ada, the
+    # side that does not give way, ignores it, and must send hers again.
+    ada, bob = make.user("Ada"), make.user("Bob")
+    chat = make.private(ada, bob)
+    bob_page = open_page(browse, make, bob, "/conversations")
+    ada_page = open_page(browse, make, ada, f"/conversations/{chat}")
+
+    def post(page: Page, path: str, form: dict | None = None):
+        token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+        response = page.request.post(
+            path, form=form, headers={"Accept": "application/json", "X-CSRFToken": token}
+        )
+        assert response.ok, response.text()
+        return response.json()
+
+    call_id = post(ada_page, f"/conversations/{chat}/calls", {"type": "video"})["id"]
+    post(bob_page, f"/calls/{call_id}/answer")
+    ada_page.goto(f"/calls/{call_id}")
+    # Her page has made Bob's tile and sent him an offer; give it time to be lost.
+    expect(ada_page.locator(".tile:not(.tile-me)")).to_have_count(1)
+    ada_page.wait_for_timeout(1000)
+
+    bob_page.goto(f"/calls/{call_id}")
+    for page in (ada_page, bob_page):
+        expect(page.locator(".call-connection")).to_have_text("Connected", timeout=CONNECT_TIMEOUT)
+    for page in (ada_page, bob_page):
+        remote_video_plays(page)
+    assert not browse.errors, browse.errors

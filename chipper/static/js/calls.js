@@ -349,6 +349,8 @@
         makingOffer: false,
         ignoreOffer: false,
         videoSender: null,
+        early: [], // candidates that came before the description they belong to
+        offerTimer: null,
         inbox: Promise.resolve(),
         outbox: Promise.resolve(),
         send: function (type, data) {
@@ -367,7 +369,7 @@
       pc.onnegotiationneeded = function () {
         peer.makingOffer = true;
         pc.setLocalDescription().then(function () {
-          peer.send(pc.localDescription.type, pc.localDescription.toJSON());
+          sendDescription(peer);
         }).catch(function (error) {
           console.warn("offer failed:", error);
         }).then(function () { peer.makingOffer = false; });
@@ -397,9 +399,26 @@
       return peer;
     }
 
+    // Signals are live only: one sent while the other page was still loading (or its stream
+    // reconnecting) is lost. An offer nobody answered goes again, until it is answered.
+    var OFFER_RETRY_MS = 4000;
+
+    function sendDescription(peer) {
+      var description = peer.pc.localDescription;
+      peer.send(description.type, description.toJSON());
+      clearTimeout(peer.offerTimer);
+      if (description.type !== "offer") return;
+      peer.offerTimer = setTimeout(function () {
+        if (peers.get(peer.id) === peer && peer.pc.signalingState === "have-local-offer") {
+          sendDescription(peer);
+        }
+      }, OFFER_RETRY_MS);
+    }
+
     function disconnect(userId) {
       var peer = peers.get(userId);
       if (peer) {
+        clearTimeout(peer.offerTimer);
         peer.pc.close();
         peers.delete(userId);
       }
@@ -436,17 +455,31 @@
         return null;
       }
       if (signal.type === "candidate") {
+        if (!pc.remoteDescription) {
+          // Its description was lost and will come again (or was ignored, below).
+          peer.early.push(signal.data);
+          return null;
+        }
         return pc.addIceCandidate(signal.data).catch(function (error) {
           if (!peer.ignoreOffer) throw error;
         });
       }
+      // An answer to an offer already answered: a repeat of a resent offer's answer.
+      if (signal.type === "answer" && pc.signalingState !== "have-local-offer") return null;
       var collision = signal.type === "offer" && (peer.makingOffer || pc.signalingState !== "stable");
       peer.ignoreOffer = !peer.polite && collision;
       if (peer.ignoreOffer) return null;
       return pc.setRemoteDescription(signal.data).then(function () {
-        if (signal.type !== "offer") return null;
+        var early = peer.early.splice(0);
+        return Promise.all(early.map(function (candidate) {
+          // Some belong to an offer this side ignored: those do not apply.
+          return pc.addIceCandidate(candidate).catch(function () {});
+        }));
+      }).then(function () {
+        // Answered already if adding our tracks made the browser negotiate meanwhile.
+        if (signal.type !== "offer" || pc.signalingState !== "have-remote-offer") return null;
         return pc.setLocalDescription().then(function () {
-          peer.send("answer", pc.localDescription.toJSON());
+          sendDescription(peer);
         });
       });
     }
