@@ -717,7 +717,10 @@ def test_the_sending_server_hands_events_to_its_own_streams_without_redis(
     ada = visit(people.ada, first)
     bob_tab, cara_tab = visit(people.bob, first).stream(), visit(people.cara, second).stream()
     for tab in (bob_tab, cara_tab):
-        tab.wait(lambda items: Comment("connected") in items, 5, "the stream to open")
+        # Heartbeats come from the live loop: the server's subscription is up and the stream
+        # has caught up from the database (which it also does when the subscription comes up),
+        # so the message below can reach Cara only through Redis.
+        tab.wait(lambda items: Comment("heartbeat") in items, 5, "the stream to go live")
 
     admin.execute_command("ACL", "SETUSER", name, "-publish")
     message = ada.send(group, "straight to this server's tabs")
