@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import (
+    APIResponse,
     Browser,
     BrowserContext,
     ConsoleMessage,
@@ -190,6 +191,13 @@ class Browse:
     def _console(self, message: ConsoleMessage) -> None:
         if message.type == "error":
             self.errors.append(f"{message.page.url if message.page else '?'}: {message.text}")
+
+    def post(self, page: Page, path: str, **kwargs) -> APIResponse:
+        """A POST from `page`'s browser (its cookies) with the page's CSRF token, as the page's
+        own scripts send one."""
+        token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+        headers = {"X-CSRFToken": token, **kwargs.pop("headers", {})}
+        return page.request.post(path, headers=headers, **kwargs)
 
     def log_in(self, page: Page, email: str, password: str = PASSWORD) -> None:
         """Log in through the form, as a person would, and land on the conversation list."""

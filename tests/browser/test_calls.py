@@ -279,10 +279,7 @@ def test_an_offer_lost_before_the_other_page_opened_is_sent_again(browse, make):
     ada_page = open_page(browse, make, ada, f"/conversations/{chat}")
 
     def post(page: Page, path: str, form: dict | None = None):
-        token = page.locator('meta[name="csrf-token"]').get_attribute("content")
-        response = page.request.post(
-            path, form=form, headers={"Accept": "application/json", "X-CSRFToken": token}
-        )
+        response = browse.post(page, path, form=form, headers={"Accept": "application/json"})
         assert response.ok, response.text()
         return response.json()
 
