@@ -27,4 +27,10 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 login_manager = LoginManager()
+# Flask-Login's default "basic" protection writes `_fresh` into every non-empty session whose
+# request touches the user, a signed-out one included. A page, the manifest or the service
+# worker's precache asked for just before signing in and answered just after it then
+# overwrote the new login's cookie with a signed-out one. Chipper asks for no fresh logins,
+# so the protection only cost that.
+login_manager.session_protection = None
 csrf = CSRFProtect()
