@@ -16,11 +16,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
 
-    from chipper import cli, db_setup, filters, realtime, web
+    from chipper import cli, db_setup, filters, jobs, realtime, streams, web
     from chipper.extensions import csrf, db, login_manager, migrate
 
     db.init_app(app)
     db_setup.init_app(app)
+    jobs.init_app(app)
     migrations = os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations")
     # Batch mode lets the same migrations alter tables on SQLite, which has little ALTER TABLE.
     migrate.init_app(app, db, directory=migrations, render_as_batch=True, compare_type=True)
@@ -35,6 +36,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from chipper.calls import bp as calls_bp
     from chipper.conversations import bp as conversations_bp
     from chipper.messages import bp as messages_bp
+    from chipper.notifications import bp as notifications_bp
     from chipper.push import init_app as init_push
     from chipper.pwa import bp as pwa_bp
 
@@ -44,6 +46,17 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(attachments_bp)
     app.register_blueprint(calls_bp)
     app.register_blueprint(pwa_bp)
+    app.register_blueprint(notifications_bp)
     realtime.init_app(app)
+    streams.init_app(app)
     init_push(app)
+    _periodic_jobs(app)
     return app
+
+
+def _periodic_jobs(app: Flask) -> None:
+    from chipper.jobs import scheduler_of
+    from chipper.realtime import store
+
+    scheduler = scheduler_of(app)
+    scheduler.every(app.config["EVENT_PRUNE_INTERVAL"], store.prune)

@@ -60,6 +60,17 @@ class Config:
         # the message text and the form's other fields.
         self.MAX_CONTENT_LENGTH = self.MAX_UPLOAD_MB * 1024 * 1024 + FORM_ROOM
         self.STREAM_HEARTBEAT = float(os.environ.get("STREAM_HEARTBEAT", 15))
+        # How long a stream holds an event that arrived ahead of an earlier one before it
+        # reads the earlier one from the database: two processes publishing to one user a
+        # moment apart reorder within milliseconds; a failed publish is retried or read back.
+        self.STREAM_GAP_WAIT = float(os.environ.get("STREAM_GAP_WAIT", 1.0))
+        # How long a new stream waits for the pub/sub subscription before it catches up.
+        self.STREAM_SUBSCRIBE_WAIT = float(os.environ.get("STREAM_SUBSCRIBE_WAIT", 5.0))
+        # Seconds after someone's last stream closes before they are shown offline (moving
+        # between pages closes one stream and opens another).
+        self.PRESENCE_OFFLINE_GRACE = float(os.environ.get("PRESENCE_OFFLINE_GRACE", 4.0))
+        # Seconds between the scheduler's sweeps of old events (see EVENT_RETENTION_DAYS).
+        self.EVENT_PRUNE_INTERVAL = float(os.environ.get("EVENT_PRUNE_INTERVAL", 3600))
         self.REDIS_PREFIX = os.environ.get("REDIS_PREFIX", "chipper")
         # An unanswered call becomes missed after this many seconds.
         self.CALL_RING_SECONDS = float(os.environ.get("CALL_RING_SECONDS", 45))

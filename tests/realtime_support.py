@@ -132,6 +132,9 @@ class Server:
             "WEB_CONCURRENCY": "1",
             "SECRET_KEY": "live-test-secret",
             "STREAM_HEARTBEAT": "1",
+            # Timed work in fractions of a second, so the tests wait less for it.
+            "STREAM_GAP_WAIT": "0.3",
+            "PRESENCE_OFFLINE_GRACE": "1.5",
             "ACCESS_LOG": "-",
             "PYTHONUNBUFFERED": "1",
             **env,

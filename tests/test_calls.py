@@ -241,7 +241,7 @@ def test_unanswered_call_becomes_missed_on_its_own(app, client, sql, chat, ada, 
     kinds = []
     while True:
         try:
-            kinds.append(bob_stream.get(timeout=0.5)[1]["kind"])
+            kinds.append(bob_stream.get(timeout=0.5)[1].kind)
         except queue.Empty:
             break
     assert kinds == ["call-ringing", "call-ended", "message-created"]
@@ -551,7 +551,7 @@ BAD_SIGNALS = {
 def test_each_kind_of_signal_is_relayed(app, client, live_call, bob, kind, data):
     stream = app.extensions["chipper.realtime"].hub.register(bob)
     assert signal(client, live_call, to=bob, type=kind, data=data).status_code == 204
-    assert stream.get(timeout=1)[1]["data"]["data"] == data
+    assert stream.get(timeout=1)[1].data["data"] == data
 
 
 @pytest.mark.parametrize(("kind", "data", "message"), BAD_SIGNALS.values(), ids=BAD_SIGNALS)
@@ -574,9 +574,9 @@ def test_signal_reaches_only_the_addressee(app, client, live_call, ada, bob, car
     assert response.status_code == 204
     seq, envelope = streams[bob].get(timeout=1)
     assert seq is None  # live only, never stored
-    assert envelope["kind"] == "call-signal"
-    assert envelope["recipients"] == [bob]
-    assert envelope["data"] == {"call_id": live_call, "from": ada, "type": "offer", "data": offer}
+    assert envelope.kind == "call-signal"
+    assert envelope.recipients == [bob]
+    assert envelope.data == {"call_id": live_call, "from": ada, "type": "offer", "data": offer}
     for uid in (ada, cara):
         with pytest.raises(queue.Empty):
             streams[uid].get(timeout=0.05)
@@ -586,7 +586,7 @@ def test_caller_may_signal_a_callee_whose_phone_is_ringing(app, client, chat, bo
     call_id = ring(client, chat, "video")
     stream = app.extensions["chipper.realtime"].hub.register(bob)
     assert signal(client, call_id, to=bob, type="offer", data=OFFER).status_code == 204
-    assert stream.get(timeout=1)[1]["data"]["data"] == OFFER
+    assert stream.get(timeout=1)[1].data["data"] == OFFER
 
 
 @pytest.mark.parametrize(
@@ -749,9 +749,9 @@ def test_sharing_the_screen_is_shown_to_the_others(app, client, sql, live_call, 
     assert response.get_json()["screen_sharing"] is True
     assert sharing(sql, live_call) == (True, {ada: True, bob: False})
     _, envelope = bob_stream.get(timeout=1)
-    assert envelope["kind"] == "call-updated"
-    assert 'data-screen-sharing="on"' in envelope["html"]
-    assert "Ada · sharing their screen" in envelope["html"]
+    assert envelope.kind == "call-updated"
+    assert 'data-screen-sharing="on"' in envelope.html
+    assert "Ada · sharing their screen" in envelope.html
     response = client.post(f"/calls/{live_call}/screen", json={"sharing": False}, headers=JSON)
     assert response.get_json()["screen_sharing"] is False
     assert sharing(sql, live_call) == (False, {ada: False, bob: False})
@@ -840,8 +840,8 @@ def test_in_an_answered_group_call_the_ringing_stops_for_those_who_did_not_answe
     assert states(sql, call_id) == {ada: "joined", bob: "joined", cara: "left"}
     assert status_of(sql, call_id) == "active"
     _, envelope = cara_stream.get(timeout=1)
-    assert envelope["kind"] == "call-updated"
-    assert "Cara · no answer" in envelope["html"]
+    assert envelope.kind == "call-updated"
+    assert "Cara · no answer" in envelope.html
     # She can still come in.
     assert act(cara_tab, call_id, "answer").status_code == 200
     assert states(sql, call_id)[cara] == "joined"
@@ -867,5 +867,5 @@ def test_media_signals_are_relayed(app, client, live_call, bob):
     state = {"audio": False, "video": True, "screen": False}
     assert signal(client, live_call, to=bob, type="media", data=state).status_code == 204
     _, envelope = bob_stream.get(timeout=1)
-    assert envelope["data"]["type"] == "media"
-    assert envelope["data"]["data"] == state
+    assert envelope.data["type"] == "media"
+    assert envelope.data["data"] == state

@@ -8,13 +8,11 @@ notification to each subscribed browser of each member who is not watching.
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Flask
+from flask import Flask
 from py_vapid import Vapid02
 
 from chipper.push import keys
 from chipper.push.sender import PushSender
-
-bp = Blueprint("push", __name__)
 
 # The subscription this browser made, kept in its session, so signing out here stops the
 # notifications here (and nowhere else).
@@ -44,7 +42,3 @@ def init_app(app: Flask) -> None:
     app.extensions["chipper.push"] = push
     # For the page's <meta>: what the browser's pushManager.subscribe() takes.
     app.add_template_global(lambda: push.public_key, "vapid_public_key")
-    app.register_blueprint(bp)
-
-
-from chipper.push import routes  # noqa: E402,F401  (registers the routes on bp)

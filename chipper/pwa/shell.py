@@ -107,12 +107,12 @@ def worker_settings() -> dict:
         "savedPages": SAVED_PAGES,
         # Never answered from a cache: the live stream, other people's files, the worker itself.
         "never": [
-            url_for("realtime.stream"),
+            url_for("streams.show"),
             url_for("attachments.show", attachment_id=0).rsplit("/", 1)[0] + "/",
             url_for("pwa.service_worker"),
         ],
         "csrfUrl": url_for("auth.login"),
-        "pushSubscriptions": url_for("push.subscribe"),
+        "pushSubscriptions": url_for("notifications.subscribe"),
         "publicKey": current_app.extensions["chipper.push"].public_key or "",
         "home": url_for("conversations.index"),
         "icon": url_for("static", filename="icons/icon-192.png"),

@@ -1,18 +1,22 @@
 """Live updates: one server-sent-events stream per tab, fed by pub/sub.
 
-This package is the only code that touches pub/sub. Services record events with their change
-(`events.record`), then publish them after the commit (`events.publish`).
+Rooms, each importing only the ones before it:
+- `kinds`: every kind of event, declared once, and the envelope that carries one;
+- `store`: the events table (record with the change, number, replay, prune);
+- `wire`: what an envelope becomes as SSE frames (pure functions);
+- `hub`: fan-out to this process's streams, Redis between processes; `presence`: who watches;
+- `stream`: one open stream (order, gap fill, heartbeats);
+- `events`: what services call (record, publish after the commit, ephemeral, render).
+This package is the only code that touches pub/sub. It knows nothing of conversations or of
+the web layer: the `streams` blueprint opens streams and says who hears of someone's presence.
 """
 
 from dataclasses import dataclass, field
 
-from flask import Blueprint, Flask, g, request
-from flask_login import current_user
+from flask import Flask
 
 from chipper.realtime.hub import Hub, LocalBroker, RedisBroker
 from chipper.realtime.presence import LocalPresence, RedisPresence
-
-bp = Blueprint("realtime", __name__)
 
 
 @dataclass
@@ -42,27 +46,3 @@ def init_app(app: Flask) -> None:
         broker = LocalBroker(hub)
         presence = LocalPresence()
     app.extensions["chipper.realtime"] = Realtime(hub, broker, presence)
-    app.register_blueprint(bp)
-
-    @app.before_request
-    def note_stream_position():
-        # Taken before the page reads its data, so the page's stream resumes from a point
-        # no later than what the page shows: nothing committed in between is missed.
-        if (
-            request.method == "GET"
-            and request.endpoint not in ("static", "realtime.stream")
-            and current_user.is_authenticated
-        ):
-            g.stream_resume = current_user.event_seq  # read by this request's user lookup
-
-    @app.context_processor
-    def realtime_helpers():
-        def stream_resume() -> int:
-            if "stream_resume" not in g:
-                g.stream_resume = events.latest_seq(current_user.id)
-            return g.stream_resume
-
-        return {"stream_resume": stream_resume, "online_ids": presence.online}
-
-
-from chipper.realtime import events, routes  # noqa: E402,F401  (routes registers itself on bp)

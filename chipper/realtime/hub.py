@@ -1,7 +1,7 @@
 """The per-process hub: one pub/sub subscription shared by every stream of this process.
 
-Envelopes are dicts, and travel on Redis as JSON: {"id", "kind", "conversation_id",
-"recipients", "seqs", "html", "data"}. The hub hands each envelope to the local streams of its
+Envelopes (chipper.realtime.kinds.Envelope) travel on Redis as JSON, after the name of the
+process that sent them. The hub hands each envelope to the local streams of its
 recipients, through bounded queues so a slow client never holds up the others.
 """
 
@@ -19,13 +19,15 @@ import threading
 import time
 import uuid
 
+from chipper.realtime.kinds import Envelope
+
 log = logging.getLogger(__name__)
 
 # Seconds before publishing again after Redis refused; each failure doubles it, up to 2 s.
 RETRY_FIRST = 0.05
 
 # Tells a stream to catch up from the database: the hub may have missed envelopes.
-RESYNC = {"kind": "resync"}
+RESYNC = Envelope("resync", None, [])
 
 
 class Client:
@@ -44,7 +46,7 @@ class Client:
         self.ready = threading.Event()
         self.dropped = False
 
-    def offer(self, seq: int | None, envelope: dict) -> None:
+    def offer(self, seq: int | None, envelope: Envelope) -> None:
         if len(self.items) >= self.size:
             # Too slow: it will be closed and reconnect, replaying what it missed.
             self.dropped = True
@@ -52,7 +54,7 @@ class Client:
             self.items.append((seq, envelope))
         self.ready.set()
 
-    def get(self, timeout: float) -> tuple[int | None, dict]:
+    def get(self, timeout: float) -> tuple[int | None, Envelope]:
         """The next item, or queue.Empty after `timeout` seconds."""
         if not self.items:
             self.ready.clear()
@@ -83,12 +85,12 @@ class Hub:
                 if not clients:
                     del self._clients[client.user_id]
 
-    def dispatch(self, envelope: dict) -> None:
-        seqs = envelope.get("seqs") or [None] * len(envelope["recipients"])
+    def dispatch(self, envelope: Envelope) -> None:
+        seqs = envelope.seqs or [None] * len(envelope.recipients)
         with self._lock:
             targets = [
                 (client, seq)
-                for uid, seq in zip(envelope["recipients"], seqs, strict=True)
+                for uid, seq in zip(envelope.recipients, seqs, strict=True)
                 for client in self._clients.get(uid, ())
             ]
         for client, seq in targets:
@@ -117,7 +119,7 @@ class LocalBroker:
     def wait_ready(self, timeout: float) -> bool:
         return True
 
-    def publish(self, envelope: dict) -> None:
+    def publish(self, envelope: Envelope) -> None:
         self.hub.dispatch(envelope)
 
 
@@ -173,8 +175,8 @@ class RedisBroker:
         committed between its replay and the first live event can slip through."""
         return self.subscribed.wait(timeout)
 
-    def publish(self, envelope: dict) -> None:
-        data = f"{_origin} {json.dumps(envelope)}".encode()
+    def publish(self, envelope: Envelope) -> None:
+        data = f"{_origin} {envelope.to_json()}".encode()
         # This process's streams need no round trip through Redis.
         self.hub.dispatch(envelope)
         with self._outbox_lock:
@@ -262,8 +264,8 @@ class RedisBroker:
                     if data.startswith(own):
                         continue  # sent by this process, which dispatched it already
                     try:
-                        envelope = json.loads(data.partition(b" ")[2])
-                    except (TypeError, ValueError):
+                        envelope = Envelope.from_json(data.partition(b" ")[2])
+                    except (TypeError, ValueError, KeyError):
                         log.warning("ignored a malformed envelope on %s", self.channel)
                         continue
                     self.hub.dispatch(envelope)

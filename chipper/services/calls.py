@@ -424,20 +424,20 @@ def _finish(
     )
     recipients = member_ids(conversation)
     envelopes = events.record_many(
-        {
-            "kind": "call-ended",
-            "conversation_id": conversation.id,
-            "recipients": recipients,
-            "html": events.render("calls/_call.html", call=call),
-            "data": call.to_json(),
-        },
-        {
-            "kind": "message-created",
-            "conversation_id": conversation.id,
-            "recipients": recipients,
-            "html": events.render("messages/_message.html", message=message),
-            "data": message.to_json(),
-        },
+        events.Spec(
+            "call-ended",
+            conversation.id,
+            recipients,
+            html=events.render("calls/_call.html", call=call),
+            data=call.to_json(),
+        ),
+        events.Spec(
+            "message-created",
+            conversation.id,
+            recipients,
+            html=events.render("messages/_message.html", message=message),
+            data=message.to_json(),
+        ),
     )
     db.session.commit()
     events.publish(*envelopes)

@@ -251,13 +251,10 @@ def _updated(conversation: Conversation) -> dict:
     return envelope
 
 
-def _updated_spec(conversation: Conversation) -> dict:
-    return {
-        "kind": "conversation-updated",
-        "conversation_id": conversation.id,
-        "recipients": member_ids(conversation),
-        "data": {**_summary_data(conversation), "participants": member_ids(conversation)},
-    }
+def _updated_spec(conversation: Conversation) -> events.Spec:
+    ids = member_ids(conversation)
+    data = {**_summary_data(conversation), "participants": ids}
+    return events.Spec("conversation-updated", conversation.id, ids, data=data)
 
 
 def add_participants(user: User, conversation: Conversation, user_ids: list[int]) -> list[User]:
@@ -296,13 +293,13 @@ def remove_participant(user: User, conversation: Conversation, user_id: int) -> 
     # recipient of anything recorded from here on.
     # One call for both events: each recipient's sequence is locked once, in id order.
     removed, updated = events.record_many(
-        {
-            "kind": "conversation-removed",
-            "conversation_id": conversation.id,
-            "recipients": [user_id],
-            "html": events.render("conversations/_removed.html", left=user_id == user.id),
-            "data": {"removed_user_id": user_id},
-        },
+        events.Spec(
+            "conversation-removed",
+            conversation.id,
+            [user_id],
+            html=events.render("conversations/_removed.html", left=user_id == user.id),
+            data={"removed_user_id": user_id},
+        ),
         _updated_spec(conversation),
     )
     db.session.commit()

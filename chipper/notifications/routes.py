@@ -3,7 +3,8 @@
 from flask import current_app, jsonify, request, session
 from flask_login import current_user
 
-from chipper.push import NOT_SET_UP, SESSION_KEY, bp
+from chipper.notifications import bp
+from chipper.push import NOT_SET_UP, SESSION_KEY
 from chipper.services import Invalid, ServiceError
 from chipper.services import push as svc
 from chipper.web import json_error
@@ -12,7 +13,7 @@ from chipper.web import json_error
 @bp.before_request
 def require_login():
     # JSON for everyone: only the page's script and API clients call these.
-    if request.endpoint != "push.key" and not current_user.is_authenticated:
+    if request.endpoint != "notifications.key" and not current_user.is_authenticated:
         return json_error("Log in first.", 401)
 
 

@@ -1,0 +1,93 @@
+"""The scheduler: one-off and periodic jobs in the app context, from config, in milliseconds."""
+
+import threading
+import time
+
+import pytest
+
+from chipper.jobs import name_of, scheduler_of
+
+
+def wait_until(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_a_job_runs_once_after_its_delay_in_the_app_context(app):
+    from flask import current_app
+
+    ran = []
+    started = time.monotonic()
+    scheduler_of(app).after(0.05, lambda x: ran.append((x, current_app.name, time.monotonic())), 7)
+    wait_until(lambda: ran)
+    time.sleep(0.1)
+    assert len(ran) == 1
+    value, name, when = ran[0]
+    assert (value, name) == (7, app.name)
+    assert when - started >= 0.05
+
+
+def test_jobs_run_in_the_order_they_are_due(app):
+    ran = []
+    scheduler = scheduler_of(app)
+    scheduler.after(0.12, ran.append, "late")
+    scheduler.after(0.02, ran.append, "early")
+    wait_until(lambda: len(ran) == 2)
+    assert ran == ["early", "late"]
+
+
+def test_a_periodic_job_starts_with_the_first_request_and_repeats(app, client):
+    ticks = []
+    scheduler_of(app).every(0.03, lambda: ticks.append(time.monotonic()))
+    time.sleep(0.1)
+    assert ticks == []  # nothing runs in a process that serves no request
+    client.get("/login")
+    wait_until(lambda: len(ticks) >= 3)
+    assert all(b - a >= 0.02 for a, b in zip(ticks, ticks[1:], strict=False))
+
+
+def test_a_failing_or_slow_job_holds_up_no_other(app, caplog):
+    ran = []
+    release = threading.Event()
+    scheduler = scheduler_of(app)
+
+    def fails():
+        raise RuntimeError("broken")
+
+    scheduler.after(0, release.wait, 5)
+    scheduler.after(0.01, fails)
+    scheduler.after(0.02, ran.append, "still runs")
+    wait_until(lambda: ran)
+    release.set()
+    assert "tests.test_jobs.test_a_failing_or_slow_job_holds_up_no_other.<locals>.fails" in (
+        caplog.text
+    )
+
+
+def test_closing_runs_nothing_more_and_waits_for_running_jobs(app):
+    ran = []
+    scheduler = scheduler_of(app)
+
+    def slow():
+        time.sleep(0.1)
+        ran.append("finished")
+
+    scheduler.after(0, slow)
+    scheduler.after(0.3, ran.append, "never")
+    wait_until(lambda: scheduler._running)
+    scheduler.close()
+    assert ran == ["finished"]
+    time.sleep(0.4)
+    assert ran == ["finished"]
+
+
+def test_an_interval_must_be_positive(app):
+    with pytest.raises(ValueError, match="positive"):
+        scheduler_of(app).every(0, print)
+
+
+def test_periodic_jobs_are_named_by_module_and_function(app):
+    names = {name_of(job) for _, job in scheduler_of(app)._periodic}
+    assert "chipper.realtime.store.prune" in names
