@@ -14,6 +14,7 @@ from chipper.models import Conversation, User
 from chipper.push import keys
 from chipper.services import conversations, messages
 from chipper.services.accounts import register_user
+from chipper.services.conversations import Membership
 
 DEMO_PASSWORD = "chipper-demo"
 DEMO_PEOPLE = [
@@ -34,8 +35,8 @@ def seed_demo() -> None:
     ada, grace, alan, katherine = users
     chat, created = conversations.start_private(ada, grace.id)
     if created:
-        messages.send_message(grace, chat, "Hi Ada! Did the engine run the program?")
-        messages.send_message(ada, chat, "It did. Bernoulli numbers, all of them.")
+        messages.send_message(grace, Membership.of(chat), "Hi Ada! Did the engine run the program?")
+        messages.send_message(ada, Membership.of(chat), "It did. Bernoulli numbers, all of them.")
     group_exists = db.session.scalar(
         sa.select(Conversation.id).where(
             Conversation.type == "group", Conversation.name == "Analytical club"
@@ -45,8 +46,10 @@ def seed_demo() -> None:
         group = conversations.create_group(
             ada, "Analytical club", [grace.id, alan.id, katherine.id]
         )
-        messages.send_message(alan, group, "Welcome, everyone.")
-        messages.send_message(katherine, group, "Happy to be here. Who brought the orbits?")
+        messages.send_message(alan, Membership.of(group), "Welcome, everyone.")
+        messages.send_message(
+            katherine, Membership.of(group), "Happy to be here. Who brought the orbits?"
+        )
     click.echo(f"Demo data ready. Log in with any of these (password: {DEMO_PASSWORD}):")
     for name, email in DEMO_PEOPLE:
         click.echo(f"  {email:<24} {name}")

@@ -20,6 +20,7 @@ from chipper.extensions import db
 from chipper.models import User
 from chipper.services import conversations, messages
 from chipper.services.accounts import register_user
+from chipper.services.conversations import Membership
 from tests.realtime_support import RedisServer, Server, Visitor
 
 PASSWORD = "correct horse battery"
@@ -164,7 +165,7 @@ class Factory:
         with self.app.app_context():
             user = db.session.get(User, user_id)
             conversation = conversations.conversation_for(user, conversation_id)
-            return messages.send_message(user, conversation, body).id
+            return messages.send_message(user, Membership.of(conversation), body).id
 
 
 @pytest.fixture

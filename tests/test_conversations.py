@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from chipper.extensions import db
 from chipper.models import Conversation, Message, Participant, utcnow
+from chipper.services.conversations import Membership
 from tests.conftest import HTMX, JSON, as_json, text, without_tokens
 
 CONVERSATION_KEYS = {"id", "type", "name", "participants", "last_message", "unread_count"}
@@ -457,7 +458,8 @@ def send_many(app, user_id: int, conversation_id: int, count: int) -> list[int]:
         user = db.session.get(User, user_id)
         conversation = conversations.conversation_for(user, conversation_id)
         return [
-            messages.send_message(user, conversation, f"m-{n:03}").id for n in range(1, count + 1)
+            messages.send_message(user, Membership.of(conversation), f"m-{n:03}").id
+            for n in range(1, count + 1)
         ]
 
 

@@ -11,6 +11,7 @@ from chipper.extensions import db
 from chipper.models import User
 from chipper.services import conversations, messages
 from chipper.services.accounts import register_user
+from chipper.services.conversations import Membership
 from tests.conftest import _test_config
 
 
@@ -44,7 +45,7 @@ def test_committed_messages_reach_the_database_file_without_a_request_checkpoint
             assert setting == FALLBACK_CHECKPOINT_PAGES
             ada = db.session.get(User, ada_id)
             chat = conversations.conversation_for(ada, chat_id)
-            messages.send_message(ada, chat, "Written through")
+            messages.send_message(ada, Membership.of(chat), "Written through")
         # ...yet what they commit is copied into the file within moments (a few pages would
         # otherwise stay in the log until 1,000 had piled up).
         deadline = time.monotonic() + 5

@@ -8,7 +8,7 @@ from chipper.messages import bp
 from chipper.models import Conversation
 from chipper.services import Invalid, NotFound, ServiceError, TooLarge
 from chipper.services.attachments import too_large_message
-from chipper.services.conversations import conversation_for
+from chipper.services.conversations import conversation_for, membership_for
 from chipper.services.messages import Upload, delete_message, send_message
 from chipper.web import error_page, form_value, is_htmx, json_error, see_other, wants_json
 
@@ -22,10 +22,11 @@ def require_login():
 @bp.post("/conversations/<int:conversation_id>/messages")
 def create(conversation_id: int):
     # Sending needs the member ids only, not every participant and user.
-    conversation = conversation_for(current_user, conversation_id, members=False)
+    membership = membership_for(current_user, conversation_id)
+    conversation = membership.conversation
     body = form_value("body")
     try:
-        message = send_message(current_user, conversation, body, uploaded_file())
+        message = send_message(current_user, membership, body, uploaded_file())
     except ServiceError as error:
         return refused(conversation, body, error)
     if wants_json():

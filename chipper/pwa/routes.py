@@ -11,7 +11,7 @@ from chipper.pwa import bp
 from chipper.pwa.shell import THEME_COLOR, service_worker_source
 from chipper.pwa.shell import manifest as app_manifest
 from chipper.services import Invalid, ServiceError, shares
-from chipper.services.conversations import conversation_for, list_conversations
+from chipper.services.conversations import list_conversations, membership_for
 from chipper.web import form_value, is_htmx, json_error, page, see_other, wants_json
 
 
@@ -90,8 +90,8 @@ def send_share():
         conversation_id = form_value("conversation_id")
         if not conversation_id.isdigit():
             raise Invalid("Choose a conversation to send it to.", field="conversation_id")
-        conversation = conversation_for(current_user, int(conversation_id), members=False)
-        message = shares.send(current_user, conversation, body, held, uploaded_file())
+        membership = membership_for(current_user, int(conversation_id))
+        message = shares.send(current_user, membership, body, held, uploaded_file())
     except ServiceError as error:
         if wants_json():
             return json_error(error.message, error.status, error.field)
@@ -104,7 +104,9 @@ def send_share():
     if wants_json():
         return jsonify(message.to_json()), 201
     return see_other(
-        url_for("conversations.show", conversation_id=conversation.id, _anchor=f"m{message.id}")
+        url_for(
+            "conversations.show", conversation_id=message.conversation_id, _anchor=f"m{message.id}"
+        )
     )
 
 

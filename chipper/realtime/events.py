@@ -13,7 +13,7 @@ from flask import current_app, has_request_context, render_template
 from chipper.realtime.kinds import Envelope, kind_of
 from chipper.realtime.store import Spec, record_many
 
-__all__ = ["Spec", "ephemeral", "publish", "record", "record_many", "render"]
+__all__ = ["Envelope", "Spec", "ephemeral", "publish", "record", "record_many", "render"]
 
 
 def record(

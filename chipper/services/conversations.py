@@ -45,28 +45,41 @@ _VISIBLE_WITH_IDS = _VISIBLE.add_columns(
     .where(_others.conversation_id == Conversation.id)
     .scalar_subquery()
 )
-# Where conversation_for(members=False) leaves the ids it read, for member_ids().
-_IDS_KEY = "_chipper_member_ids"
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """A conversation someone may use, with who is in it: what a send needs."""
+
+    conversation: Conversation
+    member_ids: list[int]
+
+    @classmethod
+    def of(cls, conversation: Conversation) -> "Membership":
+        return cls(conversation, member_ids(conversation))
 
 
 def conversation_for(user: User, conversation_id: int, *, members: bool = True) -> Conversation:
     """The one access check for conversations: participants only, everyone else gets 404.
 
     `members=False` leaves out the participants and their users (two more queries and a
-    dozen ORM objects) for callers that need no more than member_ids(), such as sending:
-    the ids come in the same statement.
+    dozen ORM objects) for callers that need the conversation alone.
     """
     params = {"cid": conversation_id, "uid": user.id}
-    if members:
-        conversation = db.session.scalar(_VISIBLE_WITH_MEMBERS, params)
-    else:
-        row = db.session.execute(_VISIBLE_WITH_IDS, params).first()
-        conversation = row[0] if row else None
-        if conversation is not None:
-            conversation.__dict__[_IDS_KEY] = [int(uid) for uid in row[1].split(",")]
+    statement = _VISIBLE_WITH_MEMBERS if members else _VISIBLE
+    conversation = db.session.scalar(statement, params)
     if conversation is None:
         raise NotFound("Conversation not found.")
     return conversation
+
+
+def membership_for(user: User, conversation_id: int) -> Membership:
+    """conversation_for() for sending: the member ids come in the same statement, without
+    the participants and their users."""
+    row = db.session.execute(_VISIBLE_WITH_IDS, {"cid": conversation_id, "uid": user.id}).first()
+    if row is None:
+        raise NotFound("Conversation not found.")
+    return Membership(row[0], [int(uid) for uid in row[1].split(",")])
 
 
 def _unread_filter(user_id: int):
@@ -125,12 +138,8 @@ def total_unread(user: User) -> int:
 def member_ids(conversation: Conversation) -> list[int]:
     if "participants" not in sa.inspect(conversation).unloaded:
         return [p.user_id for p in conversation.participants]
-    # Loaded with members=False: the ids that came with it, or the ids alone rather than
-    # every participant.
-    ids = conversation.__dict__.get(_IDS_KEY)
-    if ids is None:
-        ids = list(db.session.scalars(_MEMBER_IDS, {"cid": conversation.id}))
-    return list(ids)
+    # Loaded without its members: the ids alone rather than every participant.
+    return list(db.session.scalars(_MEMBER_IDS, {"cid": conversation.id}))
 
 
 def contact_ids(user_id: int) -> list[int]:

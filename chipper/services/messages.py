@@ -13,7 +13,7 @@ from chipper.extensions import db
 from chipper.models import Attachment, Conversation, Message, Participant, User, utcnow
 from chipper.realtime import events
 from chipper.services import Forbidden, Invalid, NotFound, attachments, push
-from chipper.services.conversations import conversation_for, member_ids, touch
+from chipper.services.conversations import Membership, conversation_for, member_ids, touch
 
 
 def page_of_messages(
@@ -70,7 +70,7 @@ class Upload:
 
 def send_message(
     user: User,
-    conversation: Conversation,
+    membership: Membership,
     body: str | None,
     upload: Upload | None = None,
     *,
@@ -79,12 +79,13 @@ def send_message(
     """A text message, or a file with an optional caption. The file is checked and stored
     first (or was, when it comes `stored` already: a shared file); if anything after that
     fails, it is removed again."""
+    conversation = membership.conversation
     body = clean_body(body, required=upload is None and stored is None)
     if upload:
         stored = attachments.store(upload.stream, upload.filename)
     try:
         message = _insert_message(user, conversation, body, stored)
-        event = _message_event("message-created", message, conversation)
+        event = _message_event("message-created", message, membership.member_ids)
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -153,11 +154,11 @@ def _read_up_to(user: User, conversation: Conversation, read_at: datetime) -> No
                 set_committed_value(participant, "last_read_at", read_at)
 
 
-def _message_event(kind: str, message: Message, conversation: Conversation) -> dict:
+def _message_event(kind: str, message: Message, recipients: list[int]) -> events.Envelope:
     # Rendered once, for everyone: the partial does not depend on who reads it.
     html = events.render("messages/_message.html", message=message)
     return events.record(
-        kind, conversation.id, member_ids(conversation), html=html, data=message.to_json()
+        kind, message.conversation_id, recipients, html=html, data=message.to_json()
     )
 
 
@@ -200,7 +201,7 @@ def delete_message(user: User, message_id: int) -> Message:
             db.session.delete(attachment)
         message.deleted_at = utcnow()
         message.body = ""
-        event = _message_event("message-deleted", message, conversation)
+        event = _message_event("message-deleted", message, member_ids(conversation))
         db.session.commit()
         # Only once the row is gone: a failed commit leaves the message and its file as they were.
         attachments.discard(files)

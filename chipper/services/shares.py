@@ -14,8 +14,9 @@ import os
 import time
 from dataclasses import asdict
 
-from chipper.models import Conversation, Message, User
+from chipper.models import Message, User
 from chipper.services import Invalid, attachments
+from chipper.services.conversations import Membership
 from chipper.services.messages import Upload, send_message
 
 HELD = "held"
@@ -50,15 +51,15 @@ def hold(title: str, text: str, url: str, upload: Upload | None) -> dict:
 
 def send(
     user: User,
-    conversation: Conversation,
+    membership: Membership,
     body: str | None,
     held: dict | None,
     upload: Upload | None = None,
 ) -> Message:
-    """Sends the held share (with the text as the person left it) to `conversation`. With
+    """Sends the held share (with the text as the person left it) to the conversation. With
     nothing held, the page is a plain upload form and `upload` is what was picked there."""
     if not (held and held.get("file")):
-        return send_message(user, conversation, body, upload)
+        return send_message(user, membership, body, upload)
     stored = attachments.StoredFile(**held["file"])
     folder = _held_folder()
     try:
@@ -68,7 +69,7 @@ def send(
         attachments.discard(stored.names)
         raise Invalid("The shared file is no longer here: share it again.", "file") from None
     # send_message removes the file again if the message cannot be sent.
-    return send_message(user, conversation, body, stored=stored)
+    return send_message(user, membership, body, stored=stored)
 
 
 def drop(held: dict | None) -> None:
