@@ -434,3 +434,17 @@ def test_a_request_sent_signed_out_and_answered_after_signing_in_keeps_you_signe
     if client.get_cookie("session").value == signed_out:  # no new cookie: the browser keeps its own
         client.set_cookie("session", signed_in)
     assert is_signed_in(client)
+
+
+def test_control_characters_are_dropped_from_names(client, sql):
+    response = register(client, name="Ada\x00 \x1b[1mLovelace\u2028\x85")
+    assert response.status_code == 303
+    name = sql.scalar(sa.select(User.name).where(User.email == "ada@example.com"))
+    assert name == "Ada [1mLovelace"
+
+
+def test_a_name_of_control_characters_only_is_refused(client, sql):
+    response = register(client, name="\x00\x07\x1b")
+    assert response.status_code == 422
+    assert "Tell us your name." in text(response)
+    assert sql.scalar(sa.select(sa.func.count()).select_from(User)) == 0

@@ -602,6 +602,14 @@ def test_rename_json(client, sql, group):
     assert group_name(sql, group) == "Reading room"
 
 
+def test_control_characters_are_dropped_from_group_names(client, sql, group):
+    response = client.patch(
+        f"/conversations/{group}", json={"name": "Read\x00ing\nroom\x1b"}, headers=JSON
+    )
+    assert response.status_code == 200
+    assert group_name(sql, group) == "Reading room"
+
+
 def test_rename_htmx_returns_the_header(client, sql, group):
     response = client.patch(f"/conversations/{group}", data={"name": "Reading room"}, headers=HTMX)
     assert response.status_code == 200

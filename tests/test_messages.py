@@ -81,6 +81,32 @@ def test_body_is_trimmed(client, sql, chat):
     assert stored(sql, chat) == [("hello there", False)]
 
 
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("a\x00b", "ab"),  # NUL: PostgreSQL refuses it in text
+        ("\x1b[31mred\x1b[0m", "[31mred[0m"),  # ESC: no terminal escapes
+        ("next\x85line", "nextline"),  # a C1 control
+        ("bell\x07 and del\x7f", "bell and del"),
+        ("one\u2028two\u2029three", "one\ntwo\nthree"),  # Unicode separators: newlines
+        ("line\r\nbreak\ttab", "line\nbreak\ttab"),  # a textarea's CRLF; tabs stay
+    ],
+)
+def test_control_characters_are_dropped_from_messages(client, sql, chat, sent, kept):
+    response = client.post(f"/conversations/{chat}/messages", json={"body": sent}, headers=JSON)
+    assert response.status_code == 201
+    assert response.get_json()["body"] == kept
+    assert stored(sql, chat) == [(kept, False)]
+
+
+def test_a_message_of_nothing_but_control_characters_is_refused(client, sql, chat):
+    response = client.post(
+        f"/conversations/{chat}/messages", json={"body": "\x00\x1b"}, headers=JSON
+    )
+    assert response.status_code == 422
+    assert stored(sql, chat) == []
+
+
 def test_a_message_of_exactly_5000_characters_is_accepted(client, sql, chat):
     body = "x" * 5000
     response = client.post(f"/conversations/{chat}/messages", data={"body": f"  {body}\n"})

@@ -6,7 +6,7 @@ from sqlalchemy.exc import IntegrityError
 
 from chipper.extensions import db
 from chipper.models import User
-from chipper.services import Invalid
+from chipper.services import Invalid, text
 
 EMAIL_TAKEN = "An account with this email already exists."
 NAME_MAX = 80
@@ -14,7 +14,12 @@ PASSWORD_MIN = 8
 PASSWORD_MAX = 1024
 
 
+def clean_name(name: str) -> str:
+    return text.one_line(name).strip()
+
+
 def validate_registration(name: str, email: str, password: str) -> None:
+    name = clean_name(name)
     if not name.strip():
         raise Invalid("Tell us your name.", field="name")
     if len(name.strip()) > NAME_MAX:
@@ -34,7 +39,7 @@ def register_user(name: str, email: str, password: str) -> User:
     email = User.normalize_email(email)
     if db.session.scalar(sa.select(User.id).where(User.email == email)) is not None:
         raise Invalid(EMAIL_TAKEN, field="email")
-    user = User(name=name.strip(), email=email)
+    user = User(name=clean_name(name), email=email)
     user.set_password(password)
     db.session.add(user)
     try:

@@ -11,7 +11,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from chipper.extensions import db
 from chipper.models import Conversation, Message, Participant, User, utcnow
 from chipper.realtime import events
-from chipper.services import Forbidden, Invalid, NotFound
+from chipper.services import Forbidden, Invalid, NotFound, text
 
 GROUP_NAME_MAX = 100
 
@@ -212,7 +212,7 @@ def start_conversation(
 
 
 def clean_group_name(name: str | None) -> str:
-    name = (name or "").strip()
+    name = text.one_line(name or "").strip()
     if not name:
         raise Invalid("Give the group a name.", field="name")
     if len(name) > GROUP_NAME_MAX:

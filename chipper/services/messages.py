@@ -12,7 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from chipper.extensions import db
 from chipper.models import Attachment, Conversation, Message, Participant, User, utcnow
 from chipper.realtime import events
-from chipper.services import Forbidden, Invalid, NotFound, attachments, push
+from chipper.services import Forbidden, Invalid, NotFound, attachments, push, text
 from chipper.services.conversations import Membership, conversation_for, member_ids, touch
 
 
@@ -36,7 +36,7 @@ def page_of_messages(
 
 
 def clean_body(body: str | None, *, required: bool = True) -> str:
-    body = (body or "").strip()
+    body = text.message_text(body or "").strip()
     limit = current_app.config["MESSAGE_MAX_LENGTH"]
     if not body and required:
         raise Invalid("Write a message before sending.", field="body")
