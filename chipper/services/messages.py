@@ -9,10 +9,11 @@ from flask import current_app
 from sqlalchemy.orm import make_transient_to_detached, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from chipper import media
 from chipper.extensions import db
 from chipper.models import Attachment, Conversation, Message, Participant, User, utcnow
 from chipper.realtime import events
-from chipper.services import Forbidden, Invalid, NotFound, attachments, push
+from chipper.services import Forbidden, Invalid, NotFound, push
 from chipper.services.conversations import conversation_for, member_ids, touch
 
 
@@ -74,14 +75,14 @@ def send_message(
     body: str | None,
     upload: Upload | None = None,
     *,
-    stored: attachments.StoredFile | None = None,
+    stored: media.StoredFile | None = None,
 ) -> Message:
     """A text message, or a file with an optional caption. The file is checked and stored
     first (or was, when it comes `stored` already: a shared file); if anything after that
     fails, it is removed again."""
     body = clean_body(body, required=upload is None and stored is None)
     if upload:
-        stored = attachments.store(upload.stream, upload.filename)
+        stored = media.store(upload.stream, upload.filename)
     try:
         message = _insert_message(user, conversation, body, stored)
         event = _message_event("message-created", message, conversation)
@@ -89,7 +90,7 @@ def send_message(
     except BaseException:
         db.session.rollback()
         if stored:
-            attachments.discard(stored.names)
+            media.discard(stored.names)
         raise
     events.publish(event)
     push.notify_message(message)
@@ -97,7 +98,7 @@ def send_message(
 
 
 def _insert_message(
-    user: User, conversation: Conversation, body: str, stored: attachments.StoredFile | None
+    user: User, conversation: Conversation, body: str, stored: media.StoredFile | None
 ) -> Message:
     now = utcnow()
     values = {
@@ -203,6 +204,6 @@ def delete_message(user: User, message_id: int) -> Message:
         event = _message_event("message-deleted", message, conversation)
         db.session.commit()
         # Only once the row is gone: a failed commit leaves the message and its file as they were.
-        attachments.discard(files)
+        media.discard(files)
         events.publish(event)
     return message
