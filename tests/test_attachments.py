@@ -23,9 +23,11 @@ from PIL import Image
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
+from chipper import media
 from chipper.config import Config
+from chipper.media import storage
 from chipper.models import Attachment, Event, Message
-from chipper.services import ServiceError, attachments
+from chipper.services import ServiceError
 from tests import media_samples
 from tests.conftest import HTMX, JSON, text, without_tokens
 
@@ -495,7 +497,7 @@ def test_refused_file_without_javascript_shows_why_on_the_page(
 def test_names_with_folders_are_refused(app, name):
     """(Backslashes cannot be tested through a multipart body: its quoting drops them.)"""
     with app.app_context(), pytest.raises(ServiceError, match="cannot contain folders"):
-        attachments.store(io.BytesIO(image("PNG")), name)
+        media.store(io.BytesIO(image("PNG")), name)
     assert files_in(app.config["UPLOAD_FOLDER"]) == set()
 
 
@@ -548,7 +550,7 @@ def test_temporary_files_left_by_a_crash_are_swept_after_an_hour(client, chat, f
     leave_file(folder, ".partial-crashed-again", 2 * 3600)
     send(client, chat, PDF, "b.pdf")
     assert ".partial-crashed-again" in files_in(folder)
-    attachments._last_sweep[folder] -= attachments.SWEEP_INTERVAL
+    storage._last_sweep[folder] -= storage.SWEEP_INTERVAL
     send(client, chat, SVG, "refused.svg")  # a refused upload sweeps too
     assert ".partial-crashed-again" not in files_in(folder)
     assert ".partial-uploading" in files_in(folder)

@@ -4,8 +4,8 @@ from flask import send_file
 from flask_login import current_user, login_required
 
 from chipper.attachments import bp
+from chipper.media import path_of
 from chipper.services import NotFound
-from chipper.services.attachments import path_of
 from chipper.services.messages import attachment_for
 
 # A file is never a page: nothing in it may run, load or frame anything, even when opened on

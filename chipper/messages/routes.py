@@ -4,10 +4,10 @@ from flask import jsonify, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from chipper.conversations.views import conversation_page
+from chipper.media import too_large_message
 from chipper.messages import bp
 from chipper.models import Conversation
 from chipper.services import Invalid, NotFound, ServiceError, TooLarge
-from chipper.services.attachments import too_large_message
 from chipper.services.conversations import conversation_for, membership_for
 from chipper.services.messages import Upload, delete_message, send_message
 from chipper.web import error_page, form_value, is_htmx, json_error, see_other, wants_json

@@ -9,10 +9,11 @@ from flask import current_app
 from sqlalchemy.orm import make_transient_to_detached, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from chipper import media
 from chipper.extensions import db
 from chipper.models import Attachment, Conversation, Message, Participant, User, utcnow
 from chipper.realtime import events
-from chipper.services import Forbidden, Invalid, NotFound, attachments, push, text
+from chipper.services import Forbidden, Invalid, NotFound, push, text
 from chipper.services.conversations import Membership, conversation_for, member_ids, touch
 
 
@@ -74,7 +75,7 @@ def send_message(
     body: str | None,
     upload: Upload | None = None,
     *,
-    stored: attachments.StoredFile | None = None,
+    stored: media.StoredFile | None = None,
 ) -> Message:
     """A text message, or a file with an optional caption. The file is checked and stored
     first (or was, when it comes `stored` already: a shared file); if anything after that
@@ -82,7 +83,7 @@ def send_message(
     conversation = membership.conversation
     body = clean_body(body, required=upload is None and stored is None)
     if upload:
-        stored = attachments.store(upload.stream, upload.filename)
+        stored = media.store(upload.stream, upload.filename)
     try:
         message = _insert_message(user, conversation, body, stored)
         event = _message_event("message-created", message, membership.member_ids)
@@ -90,7 +91,7 @@ def send_message(
     except BaseException:
         db.session.rollback()
         if stored:
-            attachments.discard(stored.names)
+            media.discard(stored.names)
         raise
     events.publish(event)
     push.notify_message(message)
@@ -98,7 +99,7 @@ def send_message(
 
 
 def _insert_message(
-    user: User, conversation: Conversation, body: str, stored: attachments.StoredFile | None
+    user: User, conversation: Conversation, body: str, stored: media.StoredFile | None
 ) -> Message:
     now = utcnow()
     values = {
@@ -204,6 +205,6 @@ def delete_message(user: User, message_id: int) -> Message:
         event = _message_event("message-deleted", message, member_ids(conversation))
         db.session.commit()
         # Only once the row is gone: a failed commit leaves the message and its file as they were.
-        attachments.discard(files)
+        media.discard(files)
         events.publish(event)
     return message

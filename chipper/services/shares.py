@@ -14,8 +14,9 @@ import os
 import time
 from dataclasses import asdict
 
+from chipper import media
 from chipper.models import Message, User
-from chipper.services import Invalid, attachments
+from chipper.services import Invalid
 from chipper.services.conversations import Membership
 from chipper.services.messages import Upload, send_message
 
@@ -41,11 +42,11 @@ def hold(title: str, text: str, url: str, upload: Upload | None) -> dict:
     if not body and upload is None:
         raise Invalid("Nothing was shared: share a photo, a file, a link or some text.", "file")
     _sweep()
-    stored = attachments.store(upload.stream, upload.filename) if upload else None
+    stored = media.store(upload.stream, upload.filename) if upload else None
     if stored:
         folder = _held_folder()
         for name in stored.names:
-            os.replace(attachments.path_of(name), os.path.join(folder, name))
+            os.replace(media.path_of(name), os.path.join(folder, name))
     return {"body": body, "file": asdict(stored) if stored else None}
 
 
@@ -60,13 +61,13 @@ def send(
     nothing held, the page is a plain upload form and `upload` is what was picked there."""
     if not (held and held.get("file")):
         return send_message(user, membership, body, upload)
-    stored = attachments.StoredFile(**held["file"])
+    stored = media.StoredFile(**held["file"])
     folder = _held_folder()
     try:
         for name in stored.names:
-            os.replace(os.path.join(folder, name), attachments.path_of(name))
+            os.replace(os.path.join(folder, name), media.path_of(name))
     except FileNotFoundError:
-        attachments.discard(stored.names)
+        media.discard(stored.names)
         raise Invalid("The shared file is no longer here: share it again.", "file") from None
     # send_message removes the file again if the message cannot be sent.
     return send_message(user, membership, body, stored=stored)
@@ -81,7 +82,7 @@ def drop(held: dict | None) -> None:
 
 
 def _held_folder() -> str:
-    folder = os.path.join(attachments.upload_folder(), HELD)
+    folder = os.path.join(media.upload_folder(), HELD)
     os.makedirs(folder, mode=0o700, exist_ok=True)
     return folder
 

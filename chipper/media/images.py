@@ -1,0 +1,94 @@
+"""Photos are decoded and written again with Pillow: that drops EXIF (GPS, camera) and other
+metadata, applies the EXIF orientation, and proves the whole file decodes. Also the WebP
+thumbnail shown in the timeline. No Flask here: limits come in as arguments.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from PIL import Image, ImageOps, ImageSequence
+
+from chipper.errors import Damaged, ServiceError
+from chipper.media.sniff import DAMAGED
+
+PILLOW_FORMATS = {
+    "image/jpeg": "JPEG",
+    "image/png": "PNG",
+    "image/gif": "GIF",
+    "image/webp": "WEBP",
+}
+METADATA = ("exif", "xmp", "XML:com.adobe.xmp", "comment", "photoshop")
+
+
+@dataclass
+class Picture:
+    """A decoded photo, upright and without metadata, ready to be written again."""
+
+    fmt: str  # Pillow's format name
+    frames: list[Image.Image]
+
+    @property
+    def width(self) -> int:
+        return self.frames[0].width
+
+    @property
+    def height(self) -> int:
+        return self.frames[0].height
+
+    def write(self, out: BinaryIO) -> None:
+        first = self.frames[0]
+        options = {"exif": b""}
+        if self.fmt == "JPEG":
+            # JPEG keeps a colour profile only when asked to; it is not personal data.
+            options.update(quality=88, icc_profile=first.info.get("icc_profile"))
+        if len(self.frames) > 1:
+            options.update(save_all=True, append_images=self.frames[1:])
+        first.save(out, format=self.fmt, **options)
+
+    def write_thumbnail(self, out: BinaryIO, side: int) -> None:
+        thumbnail = self.frames[0].convert("RGBA")
+        thumbnail.thumbnail((side, side))
+        thumbnail.save(out, format="WEBP", quality=80)
+
+
+def decode(path: str, content_type: str, max_pixels: int) -> Picture:
+    """Decodes every frame of the photo at `path`, or raises Damaged (broken, or more than
+    `max_pixels` in all its frames)."""
+    fmt = PILLOW_FORMATS[content_type]
+    try:
+        with warnings.catch_warnings():
+            # Pillow's own bomb check warns below twice its limit; make it refuse as well.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path, formats=[fmt]) as image:
+                frames = getattr(image, "n_frames", 1)
+                pixels = image.width * image.height * frames
+                if pixels > max_pixels:
+                    raise Damaged(
+                        f"Images can be at most {max_pixels // 1_000_000} megapixels; this one "
+                        f"has {image.width}×{image.height}"
+                        + (f" in {frames} frames." if frames > 1 else "."),
+                        field="file",
+                    )
+                if frames > 1:
+                    # Animations: every frame decodes and is kept (GIF carries no orientation).
+                    clean = [frame.copy() for frame in ImageSequence.Iterator(image)]
+                else:
+                    image.load()
+                    clean = [ImageOps.exif_transpose(image)]
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise Damaged(
+            f"Images can be at most {max_pixels // 1_000_000} megapixels; this one is larger.",
+            field="file",
+        ) from None
+    except ServiceError:
+        raise
+    except Exception:
+        # Whatever a cut-off or hostile file makes the decoder raise (OSError for truncated
+        # data, SyntaxError for broken chunks, ValueError or worse for malformed EXIF...).
+        raise Damaged(DAMAGED, field="file") from None
+    for frame in clean:
+        frame.info = {k: v for k, v in frame.info.items() if k not in METADATA}
+    return Picture(fmt, clean)
