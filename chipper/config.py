@@ -71,6 +71,8 @@ class Config:
         self.PRESENCE_OFFLINE_GRACE = float(os.environ.get("PRESENCE_OFFLINE_GRACE", 4.0))
         # Seconds between the scheduler's sweeps of old events (see EVENT_RETENTION_DAYS).
         self.EVENT_PRUNE_INTERVAL = float(os.environ.get("EVENT_PRUNE_INTERVAL", 3600))
+        # Seconds between sweeps of uploads a crash cut off and of shares nobody sent.
+        self.UPLOAD_SWEEP_INTERVAL = float(os.environ.get("UPLOAD_SWEEP_INTERVAL", 60))
         self.REDIS_PREFIX = os.environ.get("REDIS_PREFIX", "chipper")
         # An unanswered call becomes missed after this many seconds.
         self.CALL_RING_SECONDS = float(os.environ.get("CALL_RING_SECONDS", 45))

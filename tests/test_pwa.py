@@ -16,6 +16,12 @@ from chipper.models import Attachment, Message
 from tests.conftest import HTMX, JSON, AuthActions, as_json, text
 
 
+@pytest.fixture
+def app_config():
+    # The scheduler sweeps held shares and cut-off uploads every 50 ms instead of every minute.
+    return {"UPLOAD_SWEEP_INTERVAL": 0.05}
+
+
 def photo(size=(64, 48)) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", size, "#2a7").save(out, format="JPEG")
@@ -288,14 +294,21 @@ def test_dont_send_drops_the_held_file(app, client, ada):
 def test_shares_never_sent_are_removed_after_a_day(app, client, ada, make):
     share(client, file=(io.BytesIO(photo()), "old.jpg"))
     folder = os.path.join(app.config["UPLOAD_FOLDER"], "held")
+    old = held_files(app)
     day_ago = time.time() - 25 * 3600
-    for name in held_files(app):
+    for name in old:
         os.utime(os.path.join(folder, name), (day_ago, day_ago))
-    # Another person's share, a day later, sweeps it.
     other = app.test_client()
     AuthActions(other, make).login(make.user("Cy"))
-    share(other, text="hello")
-    assert held_files(app) == []
+    share(other, file=(io.BytesIO(photo()), "recent.jpg"))
+    recent = sorted(set(held_files(app)) - set(old))
+    assert old and recent
+    # The scheduler's sweep (every UPLOAD_SWEEP_INTERVAL, 50 ms here) removes the old share.
+    deadline = time.monotonic() + 5
+    while set(old) & set(held_files(app)):
+        assert time.monotonic() < deadline, "the old share was never swept"
+        time.sleep(0.02)
+    assert held_files(app) == recent
 
 
 def test_sending_a_share_elsewhere_than_your_conversations_is_404_and_keeps_it(

@@ -90,7 +90,6 @@ def store(stream: BinaryIO, filename: str | None) -> StoredFile:
     def check_and_write() -> StoredFile:
         written: list[str] = []
         try:
-            files.sweep_partials()
             with open(raw, "rb") as f:
                 kind, content_type, extension = sniff.detect(f, os.path.getsize(raw))
             if kind == "image":

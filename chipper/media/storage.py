@@ -24,8 +24,6 @@ PARTIAL = ".partial-"
 # A temporary file this old belongs to no upload any more: the slowest one (10 MB over a bad
 # line, then a photo's re-encoding) takes minutes. Looked for at most once a minute.
 PARTIAL_MAX_AGE = 3600
-SWEEP_INTERVAL = 60
-_last_sweep: dict[str, float] = {}  # folder: time.monotonic() of this process's last sweep
 
 
 class Storage(ABC):
@@ -119,14 +117,10 @@ class LocalFolder(Storage):
         _unlink(temporary)
 
     def sweep_partials(self) -> list[str]:
-        """Removes the temporary files once they are PARTIAL_MAX_AGE old, at most once every
-        SWEEP_INTERVAL seconds per process. (Two uploads sweeping at once, here or in another
-        process, only try to remove the same files twice.)"""
+        """Removes the temporary files once they are PARTIAL_MAX_AGE old (a scheduled job,
+        every UPLOAD_SWEEP_INTERVAL; two processes sweeping at once only try to remove the
+        same files twice)."""
         folder = self.folder
-        now = time.monotonic()
-        if now - _last_sweep.get(folder, float("-inf")) < SWEEP_INTERVAL:
-            return []
-        _last_sweep[folder] = now
         cutoff = time.time() - PARTIAL_MAX_AGE
         removed = []
         # Stored files never start with a dot, so only temporary ones are looked at; one that

@@ -41,7 +41,6 @@ def hold(title: str, text: str, url: str, upload: Upload | None) -> dict:
     body = compose(title, text, url)
     if not body and upload is None:
         raise Invalid("Nothing was shared: share a photo, a file, a link or some text.", "file")
-    _sweep()
     stored = media.store(upload.stream, upload.filename) if upload else None
     if stored:
         folder = _held_folder()
@@ -87,9 +86,12 @@ def _held_folder() -> str:
     return folder
 
 
-def _sweep() -> None:
-    """Removes shares nobody sent: their sessions ended, or they never came back."""
-    folder = _held_folder()
+def sweep() -> None:
+    """Removes shares nobody sent: their sessions ended, or they never came back (a
+    scheduled job, every UPLOAD_SWEEP_INTERVAL)."""
+    folder = os.path.join(media.upload_folder(), HELD)
+    if not os.path.isdir(folder):
+        return  # nothing was ever shared here
     cutoff = time.time() - HOLD_HOURS * 3600
     for entry in os.scandir(folder):
         with contextlib.suppress(FileNotFoundError):
