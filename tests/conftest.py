@@ -57,11 +57,35 @@ class Client(FlaskClient):
         return self.post(action, data={**data, "csrf_token": token}, csrf=False)
 
 
+# pytest-xdist's worker ("gw0", "gw1", ...); "master" when the suite runs in one process.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "master")
+
+
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory) -> str:
-    return os.environ.get("TEST_DATABASE_URL") or "sqlite:///" + str(
-        tmp_path_factory.mktemp("db") / "test.sqlite3"
-    )
+def database_url(tmp_path_factory) -> Iterator[str]:
+    """The session's database: a SQLite file of this worker's own (its temporary folder), or
+    on PostgreSQL a schema of its own (`test_gw0`, ...) that every connection finds first
+    through its `search_path`, set in the URL so the gunicorn servers the tests start use it
+    too."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        yield "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+        return
+    if sa.make_url(base).get_backend_name() != "postgresql":
+        yield base
+        return
+    schema = f"test_{WORKER}"
+    admin = sa.create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    url = sa.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -43,6 +43,16 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CLOSE_LIMIT = 20
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """All browser tests run on one pytest-xdist worker (`--dist loadgroup`): one Chromium for
+    the session, and the two cores stay shared with the tests on the other workers."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("browser"))
+
+
 @pytest.fixture(scope="session")
 def playwright() -> Iterator[Playwright]:
     # Playwright cannot download its own browsers here, so a missing Chromium is a broken
