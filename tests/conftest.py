@@ -23,6 +23,21 @@ from chipper.services.accounts import register_user
 from chipper.services.conversations import Membership
 from tests.realtime_support import RedisServer, Server, Visitor
 
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fails a test marked `xdist_group` that pytest-xdist did not group: with pytest 9.2 it
+    silently cannot (pytest-dev/pytest-xdist#1386), and the browser tests would then start a
+    Chromium on every worker and starve the others."""
+    config = item.config
+    if not hasattr(config, "workerinput") or not config.getvalue("loadgroup"):
+        return
+    if item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+        pytest.fail(
+            "pytest-xdist lost this test's xdist_group: install a pytest that setup.cfg allows",
+            pytrace=False,
+        )
+
+
 PASSWORD = "correct horse battery"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
