@@ -31,6 +31,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     filters.init_app(app)
     cli.init_app(app)
 
+    from chipper.admin import bp as admin_bp
     from chipper.attachments import bp as attachments_bp
     from chipper.auth import bp as auth_bp
     from chipper.calls import bp as calls_bp
@@ -47,6 +48,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(calls_bp)
     app.register_blueprint(pwa_bp)
     app.register_blueprint(notifications_bp)
+    app.register_blueprint(admin_bp)
     realtime.init_app(app)
     streams.init_app(app)
     init_push(app)

@@ -1,4 +1,4 @@
-"""Command-line verbs: `flask --app chipper seed-demo`, `flask --app chipper vapid-keys`."""
+"""Command-line verbs: `flask --app chipper seed-demo`, `vapid-keys`, `create-admin`, `invite`."""
 
 import os
 from pathlib import Path
@@ -12,7 +12,7 @@ from chipper.config import VAPID_KEY_FILE
 from chipper.extensions import db
 from chipper.models import Conversation, User
 from chipper.push import keys
-from chipper.services import conversations, messages
+from chipper.services import ServiceError, conversations, invites, messages
 from chipper.services.accounts import register_user
 from chipper.services.conversations import Membership
 
@@ -78,6 +78,47 @@ def vapid_keys(force: bool) -> None:
     click.echo(keys.public_key(vapid))
 
 
+@click.command("create-admin")
+@click.option("--email", prompt=True, help="The admin's email (an existing account is promoted).")
+@click.option("--name", default="", help="The name of a new account.")
+@click.option("--password", default="", help="A new account's password (asked when missing).")
+@with_appcontext
+def create_admin(email: str, name: str, password: str) -> None:
+    """Make an admin account, or make an existing account an admin."""
+    user = db.session.scalar(sa.select(User).where(User.email == User.normalize_email(email)))
+    if user is not None:
+        user.is_admin = True
+        db.session.commit()
+        click.echo(f"{user.email} is an admin now.")
+        return
+    name = name or click.prompt("Name")
+    password = password or click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = register_user(name, email, password, admin=True)
+    except ServiceError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"Made the admin account {user.email}. Log in with it.")
+
+
+@click.command("invite")
+@click.option("--uses", default=1, show_default=True, help="How many people may use it (0: any).")
+@click.option("--days", default=7, show_default=True, help="Days it lasts (0: until revoked).")
+@click.option("--note", default="", help="Who it is for, shown on the admin page.")
+@with_appcontext
+def invite(uses: int, days: int, note: str) -> None:
+    """Print a new invite link."""
+    try:
+        made = invites.create_invite(None, uses=uses, days=days, note=note)
+    except ServiceError as error:
+        raise click.ClickException(error.message) from None
+    base = current_app.config.get("PUBLIC_URL") or "http://127.0.0.1:5000"
+    click.echo(f"{base}/register?invite={made.token}")
+    if not current_app.config.get("PUBLIC_URL"):
+        click.echo("Set PUBLIC_URL to the address people open to get the right host.", err=True)
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(seed_demo)
     app.cli.add_command(vapid_keys)
+    app.cli.add_command(create_admin)
+    app.cli.add_command(invite)

@@ -74,6 +74,20 @@ class Config:
         # Seconds between sweeps of uploads a crash cut off and of shares nobody sent.
         self.UPLOAD_SWEEP_INTERVAL = float(os.environ.get("UPLOAD_SWEEP_INTERVAL", 60))
         self.REDIS_PREFIX = os.environ.get("REDIS_PREFIX", "chipper")
+        # Who may make an account: "open" (anyone who reaches the server), "invite" (with an
+        # admin's invite link) or "closed". The first account, the admin, can always be made
+        # from this machine or with the setup link the server logs until it exists.
+        self.REGISTRATION = os.environ.get("REGISTRATION", "invite").strip().lower()
+        # How many reverse proxies stand in front of the server: their X-Forwarded-For,
+        # -Proto and -Host headers are believed (werkzeug's ProxyFix), none by default.
+        self.TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", 0))
+        # The address people open, for links printed outside a request (invites from the
+        # command line, the setup link), e.g. https://chat.example.org.
+        self.PUBLIC_URL = os.environ.get("PUBLIC_URL", "").strip().rstrip("/")
+        # Registration takes only addresses at these domains (comma-separated) when set.
+        self.EMAIL_DOMAINS = [
+            d.strip().lower() for d in os.environ.get("EMAIL_DOMAINS", "").split(",") if d.strip()
+        ]
         # An unanswered call becomes missed after this many seconds.
         self.CALL_RING_SECONDS = float(os.environ.get("CALL_RING_SECONDS", 45))
         # STUN/TURN servers handed to the browsers of a call, as RTCPeerConnection's

@@ -39,6 +39,15 @@ class User(UserMixin, Timestamps, db.Model):
     # The number of stored events addressed to this user so far: each event takes the next
     # number (EventRecipient.seq), so a stream can tell exactly what it has not seen yet.
     event_seq: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    # Admins make invite links and manage accounts; the first account is one.
+    is_admin: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # Set while an admin has deactivated the account: it cannot sign in, its messages stay.
+    deactivated_at: Mapped[datetime | None]
+
+    @property
+    def is_active(self) -> bool:
+        """Flask-Login signs in only active users."""
+        return self.deactivated_at is None
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
@@ -422,3 +431,33 @@ class EventRecipient(db.Model):
     )
     seq: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
     event_id: Mapped[int] = mapped_column(EventId, sa.ForeignKey("events.id", ondelete="CASCADE"))
+
+
+class Invite(db.Model):
+    """A link an admin made to let people register while REGISTRATION is "invite". Only the
+    token's SHA-256 is stored, so a copy of the database lets nobody in."""
+
+    __tablename__ = "invites"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    note: Mapped[str] = mapped_column(sa.String(200), default="", server_default="")
+    # None: any number of people may use it.
+    max_uses: Mapped[int | None]
+    uses: Mapped[int] = mapped_column(default=0, server_default="0")
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    creator: Mapped[User | None] = relationship()
+
+    def problem(self, now: datetime) -> str | None:
+        """Why the link no longer lets anyone in, or None while it does."""
+        if self.revoked_at is not None:
+            return "This invite link was withdrawn."
+        if self.expires_at is not None and self.expires_at <= now:
+            return "This invite link has expired."
+        if self.max_uses is not None and self.uses >= self.max_uses:
+            return "This invite link has been used already."
+        return None

@@ -6,6 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from flask import Flask, jsonify, make_response, redirect, render_template, request
 from jinja2_fragments.flask import render_block
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from chipper.services import Invalid, ServiceError
 
@@ -139,6 +140,10 @@ def error_page(error: ServiceError):
 
 def init_app(app: Flask) -> None:
     app.wsgi_app = MethodOverride(app.wsgi_app)
+    if proxies := app.config.get("TRUSTED_PROXIES", 0):
+        # Behind a reverse proxy: believe its X-Forwarded-For/-Proto/-Host, so the client's
+        # address, https and the public host are the real ones.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
     @app.after_request
     def headers(response):

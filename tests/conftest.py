@@ -127,6 +127,8 @@ def _test_config(database_url: str, instance) -> dict:
         # Push notifications stay off unless a test turns them on (through app_config), even
         # when the developer made a key for their own instance folder.
         "VAPID_PRIVATE_KEY": "",
+        # Most tests make several accounts; tests of who may join set it themselves.
+        "REGISTRATION": "open",
     }
 
 

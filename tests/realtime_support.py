@@ -135,6 +135,7 @@ class Server:
             # Timed work in fractions of a second, so the tests wait less for it.
             "STREAM_GAP_WAIT": "0.3",
             "PRESENCE_OFFLINE_GRACE": "1.5",
+            "REGISTRATION": "open",
             "ACCESS_LOG": "-",
             "PYTHONUNBUFFERED": "1",
             **env,

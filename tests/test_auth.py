@@ -40,7 +40,8 @@ def user_count(sql) -> int:
 # Registration
 
 
-def test_register_page_has_the_form(client):
+def test_register_page_has_the_form(client, make):
+    make.user("Bob")
     response = client.get("/register")
     assert response.status_code == 200
     html = response.get_data(as_text=True)

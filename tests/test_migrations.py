@@ -23,6 +23,7 @@ TABLES = {
     "event_recipients",
     "attachments",
     "push_subscriptions",
+    "invites",
 }
 
 

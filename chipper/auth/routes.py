@@ -1,7 +1,11 @@
 """Register, log in, log out."""
 
+import hashlib
+import hmac
+import ipaddress
+
 import sqlalchemy as sa
-from flask import jsonify, make_response, request, session, url_for
+from flask import current_app, jsonify, make_response, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 
@@ -9,8 +13,15 @@ from chipper.auth import bp
 from chipper.extensions import db, login_manager
 from chipper.models import User
 from chipper.push import SESSION_KEY
-from chipper.services import Invalid
-from chipper.services.accounts import authenticate, register_user
+from chipper.services import Forbidden, Invalid
+from chipper.services.accounts import (
+    FIRST_ACCOUNT,
+    authenticate,
+    has_accounts,
+    join,
+    refusal,
+    registration_mode,
+)
 from chipper.services.push import forget_browser
 from chipper.web import form_value, json_error, page, safe_next, see_other, wants_json
 
@@ -40,25 +51,78 @@ def _signed_in(user: User, status: int = 200):
     return see_other(next_url)
 
 
+def setup_token() -> str:
+    """The setup link's secret: made from SECRET_KEY, so every worker knows it; it opens the
+    register page only while the server has no account."""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, b"chipper setup link", hashlib.sha256).hexdigest()[:32]
+
+
+def _trusted(setup: str) -> bool:
+    """The first account is made from the server's own machine (not through a proxy, which
+    forwards everyone's requests from there) or with the setup link."""
+    if setup and hmac.compare_digest(setup, setup_token()):
+        return True
+    try:
+        loopback = ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        return False
+    forwarded = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
+    return loopback and not (forwarded and current_app.config["TRUSTED_PROXIES"] == 0)
+
+
+def _log_setup_link() -> None:
+    """Once per process: the operator reads it in the server's log."""
+    if not current_app.extensions.get("chipper.setup_logged"):
+        current_app.extensions["chipper.setup_logged"] = True
+        link = url_for("auth.register", setup=setup_token(), _external=True)
+        if base := current_app.config.get("PUBLIC_URL"):
+            link = base + url_for("auth.register", setup=setup_token())
+        current_app.logger.warning("No account yet. Make the admin account at %s", link)
+
+
+def _register_page(invite: str, setup: str, values: dict, errors: dict, status: int = 200):
+    reason = refusal(invite, trusted=_trusted(setup))
+    if reason == FIRST_ACCOUNT:
+        _log_setup_link()
+    if wants_json():
+        return jsonify(csrf_token=generate_csrf(), registration=registration_mode(), refusal=reason)
+    if reason and status == 200 and invite:
+        status = 403
+    hidden = {"invite": invite, "setup": setup}
+    context = {"values": values, "errors": errors, "refusal": reason, "hidden": hidden}
+    return page("auth/register.html", status=status, first=not has_accounts(), **context)
+
+
 @bp.route("/register", methods=["GET", "POST"])
 def register():
     if current_user.is_authenticated and request.method == "GET":
         return see_other(url_for("conversations.index"))
+    invite = form_value("invite") or request.args.get("invite", "")
+    setup = form_value("setup") or request.args.get("setup", "")
     if request.method == "GET":
-        if wants_json():
-            return jsonify(csrf_token=generate_csrf())
-        return page("auth/register.html", values={}, errors={})
+        return _register_page(invite, setup, {}, {})
     values = {"name": form_value("name"), "email": form_value("email")}
     try:
-        user = register_user(values["name"], values["email"], form_value("password"))
-    except Invalid as error:
-        if wants_json():
-            return json_error(error.message, 422, error.field)
-        return page(
-            "auth/register.html", status=422, values=values, errors={error.field: error.message}
+        user = join(
+            values["name"],
+            values["email"],
+            form_value("password"),
+            invite_token=invite,
+            trusted=_trusted(setup),
         )
+    except (Forbidden, Invalid) as error:
+        if wants_json():
+            return json_error(error.message, error.status, error.field)
+        errors = {error.field: error.message} if error.field else {}
+        return _register_page(invite, setup, values, errors, error.status)
     login_user(user)
     return _signed_in(user, 201)
+
+
+def _joining() -> dict:
+    """What the login page says to someone without an account."""
+    return {"registration": registration_mode() if has_accounts() else "first"}
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -68,14 +132,15 @@ def login():
             return jsonify(csrf_token=generate_csrf())
         if current_user.is_authenticated:
             return see_other(url_for("conversations.index"))
-        return page("auth/login.html", values={}, error=None)
+        return page("auth/login.html", values={}, error=None, **_joining())
     email = form_value("email")
     user = authenticate(email, form_value("password"))
     if user is None:
         message = "That email and password do not match an account."
         if wants_json():
             return json_error(message, 401)
-        return page("auth/login.html", status=401, values={"email": email}, error=message)
+        context = {"values": {"email": email}, "error": message, **_joining()}
+        return page("auth/login.html", status=401, **context)
     login_user(user, remember=form_value("remember") in ("on", "1", "true", "True"))
     return _signed_in(user)
 

@@ -1,14 +1,32 @@
-"""Accounts: registration and sign-in checks."""
+"""Accounts: who may register, registration and sign-in checks."""
 
 import email_validator
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from chipper.extensions import db
-from chipper.models import User
-from chipper.services import Invalid, text
+from chipper.models import Message, User
+from chipper.services import Forbidden, Invalid, invites, text
 
 EMAIL_TAKEN = "An account with this email already exists."
+REGISTRATION_MODES = ("open", "invite", "closed")
+FIRST_ACCOUNT = (
+    "This server has no accounts yet. Its first account, the admin, is made from the server "
+    "itself: open this page on that machine, open the setup link the server has written to its "
+    "log, or run `flask --app chipper create-admin` there."
+)
+CLOSED = "This server is not taking new accounts. Ask its admin if you should be on it."
+INVITE_ONLY = (
+    "This server takes new accounts by invitation. Ask someone who is on it for an invite link."
+)
+
+# Self-hosted servers often live on private names (ada@home.local, bob@nas.lan, a@b.test) and
+# never send mail, so only "invalid" and "onion" stay refused. email_validator documents this
+# list as the one to change for that.
+for _name in ("local", "localhost", "test", "arpa"):
+    if _name in email_validator.SPECIAL_USE_DOMAIN_NAMES:
+        email_validator.SPECIAL_USE_DOMAIN_NAMES.remove(_name)
 NAME_MAX = 80
 PASSWORD_MIN = 8
 PASSWORD_MAX = 1024
@@ -25,21 +43,67 @@ def validate_registration(name: str, email: str, password: str) -> None:
     if len(name.strip()) > NAME_MAX:
         raise Invalid(f"Names are at most {NAME_MAX} characters.", field="name")
     try:
-        email_validator.validate_email(email.strip(), check_deliverability=False)
+        email_validator.validate_email(
+            email.strip(), check_deliverability=False, globally_deliverable=False
+        )
     except email_validator.EmailNotValidError:
         raise Invalid("Enter an email address like name@example.com.", field="email") from None
+    domains = current_app.config.get("EMAIL_DOMAINS") or []
+    if domains and User.normalize_email(email).rpartition("@")[2] not in domains:
+        raise Invalid(
+            "This server takes addresses at " + ", ".join(domains) + " only.", field="email"
+        )
     if len(password) < PASSWORD_MIN:
         raise Invalid(f"Passwords need at least {PASSWORD_MIN} characters.", field="password")
     if len(password) > PASSWORD_MAX:
         raise Invalid(f"Passwords are at most {PASSWORD_MAX} characters.", field="password")
 
 
-def register_user(name: str, email: str, password: str) -> User:
+def has_accounts() -> bool:
+    return db.session.scalar(sa.select(sa.exists().where(User.id.is_not(None)))) or False
+
+
+def registration_mode() -> str:
+    mode = current_app.config.get("REGISTRATION", "invite")
+    return mode if mode in REGISTRATION_MODES else "invite"
+
+
+def refusal(invite_token: str = "", *, trusted: bool = False) -> str | None:
+    """Why this visitor may not register now, or None when they may. `trusted`: the request
+    comes from the server's own machine or carries the setup link. A read: nothing is used."""
+    if not has_accounts():
+        return None if trusted else FIRST_ACCOUNT
+    mode = registration_mode()
+    if mode == "open":
+        return None
+    if mode == "closed":
+        return CLOSED
+    if not invite_token:
+        return INVITE_ONLY
+    return invites.problem(invite_token)
+
+
+def join(name: str, email: str, password: str, *, invite_token: str = "", trusted=False) -> User:
+    """Registration from the web: the server's rule for who may join comes first, then the
+    form; an invite's use is taken in the same transaction as the new account."""
+    if reason := refusal(invite_token, trusted=trusted):
+        raise Forbidden(reason)
+    needs_invite = has_accounts() and registration_mode() == "invite"
+    validate_registration(name, email, password)
+    if needs_invite:
+        invites.use(invite_token)
+    return register_user(name, email, password)
+
+
+def register_user(name: str, email: str, password: str, *, admin: bool = False) -> User:
+    """Makes the account, with no check of who may join (the command line and `join` call it).
+    The first account on a server is its admin."""
     validate_registration(name, email, password)
     email = User.normalize_email(email)
     if db.session.scalar(sa.select(User.id).where(User.email == email)) is not None:
+        db.session.rollback()
         raise Invalid(EMAIL_TAKEN, field="email")
-    user = User(name=clean_name(name), email=email)
+    user = User(name=clean_name(name), email=email, is_admin=admin or not has_accounts())
     user.set_password(password)
     db.session.add(user)
     try:
@@ -53,7 +117,7 @@ def register_user(name: str, email: str, password: str) -> User:
 
 def authenticate(email: str, password: str) -> User | None:
     user = db.session.scalar(sa.select(User).where(User.email == User.normalize_email(email)))
-    if user is None or not user.check_password(password):
+    if user is None or not user.check_password(password) or not user.is_active:
         return None
     return user
 
@@ -73,6 +137,21 @@ def search_users(query: str, *, exclude_ids: set[int] = frozenset(), limit: int 
     if exclude_ids:
         stmt = stmt.where(User.id.not_in(exclude_ids))
     return list(db.session.scalars(stmt))
+
+
+def directory() -> list[tuple[User, int]]:
+    """Every account with the number of messages it has sent, by name, for the admin page."""
+    sent = (
+        sa.select(Message.user_id, sa.func.count(Message.id).label("sent"))
+        .group_by(Message.user_id)
+        .subquery()
+    )
+    stmt = (
+        sa.select(User, sa.func.coalesce(sent.c.sent, 0))
+        .outerjoin(sent, sent.c.user_id == User.id)
+        .order_by(sa.func.lower(User.name), User.id)
+    )
+    return [(user, count) for user, count in db.session.execute(stmt)]
 
 
 def users_by_ids(ids: list[int]) -> list[User]:
