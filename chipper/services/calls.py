@@ -19,10 +19,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from chipper.extensions import db
-from chipper.models import Call, CallMember, Conversation, Message, Participant, User, utcnow
+from chipper.models import Call, CallMember, Conversation, Participant, User, utcnow
 from chipper.realtime import events
 from chipper.services import Conflict, Forbidden, Invalid, NotFound, push
-from chipper.services.conversations import conversation_for, member_ids, touch
+from chipper.services.conversations import conversation_for, member_ids
+from chipper.services.messages import insert_message
 
 CALL_TYPES = ("audio", "video")
 # A WebRTC offer, answer or ICE candidate, or "media": whether the sender's microphone,
@@ -393,22 +394,8 @@ def _finish(
         .values(state="left", left_at=now, screen_sharing=False)
     )
     call = _load(call_id)
-    message = db.session.scalars(
-        sa.insert(Message).returning(Message),
-        [
-            {
-                "conversation_id": conversation.id,
-                # The caller's entry; unread for those who did not take part (see below).
-                "user_id": call.initiated_by,
-                "body": call.summary,
-                "type": "call",
-                "call_id": call.id,
-                "created_at": now,
-                "updated_at": now,
-            }
-        ],
-    ).one()
-    touch(conversation, now)
+    # The caller's entry; unread for those who did not take part (see below).
+    message = insert_message(conversation, call.initiated_by, call.summary, call_id=call.id, at=now)
     # Whoever took part has seen this call: its entry is unread only for those who missed or
     # declined it.
     took_part = sa.select(_members.c.user_id).where(
