@@ -74,8 +74,10 @@ class Config:
         # Seconds between sweeps of uploads a crash cut off and of shares nobody sent.
         self.UPLOAD_SWEEP_INTERVAL = float(os.environ.get("UPLOAD_SWEEP_INTERVAL", 60))
         self.REDIS_PREFIX = os.environ.get("REDIS_PREFIX", "chipper")
-        # An unanswered call becomes missed after this many seconds.
+        # An unanswered call becomes missed after this many seconds (a job at its deadline).
         self.CALL_RING_SECONDS = float(os.environ.get("CALL_RING_SECONDS", 45))
+        # Seconds between sweeps for calls whose deadline job never ran (its process stopped).
+        self.CALL_SWEEP_INTERVAL = float(os.environ.get("CALL_SWEEP_INTERVAL", 30))
         # STUN/TURN servers handed to the browsers of a call, as RTCPeerConnection's
         # `iceServers` JSON: '[{"urls": "stun:stun.example.org"}]'. None by default.
         self.ICE_SERVERS = json.loads(os.environ.get("ICE_SERVERS") or "[]")

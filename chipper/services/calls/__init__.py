@@ -29,7 +29,6 @@ from chipper.services.calls.machine import (
     with_members,
 )
 from chipper.services.calls.outcome import finish
-from chipper.services.calls.ringing import expire_missed
 from chipper.services.calls.signals import SIGNAL_TYPES
 from chipper.services.conversations import conversation_for, member_ids
 
@@ -40,7 +39,6 @@ __all__ = [
     "call_for",
     "decline",
     "end",
-    "expire_missed",
     "live_call",
     "ringing_for",
     "share_screen",
@@ -53,8 +51,7 @@ __all__ = [
 
 
 def call_for(user: User, call_id: int) -> tuple[Call, Conversation]:
-    """A call the user may see: 404 unless they are in its conversation. Expires it first
-    when it has rung too long, so nobody sees a call ringing forever."""
+    """A call the user may see: 404 unless they are in its conversation."""
     conversation_id = db.session.scalar(sa.select(Call.conversation_id).where(Call.id == call_id))
     if conversation_id is None:
         raise NotFound("Call not found.")
@@ -62,13 +59,18 @@ def call_for(user: User, call_id: int) -> tuple[Call, Conversation]:
         conversation = conversation_for(user, conversation_id, members=False)
     except NotFound:
         raise NotFound("Call not found.") from None
-    expire_missed(conversation_id)
     return load(call_id), conversation
 
 
 def live_call(conversation: Conversation) -> Call | None:
-    """The conversation's ringing or active call, if any."""
-    expire_missed(conversation.id)
+    """The conversation's ringing or active call, if any (one that rang out is missed)."""
+    call = _holding_the_slot(conversation)
+    return call if call is not None and call.is_live else None
+
+
+def _holding_the_slot(conversation: Conversation) -> Call | None:
+    """The call that holds the conversation's one live slot: live, or rung out and not yet
+    recorded missed."""
     return db.session.scalar(
         with_members(sa.select(Call).where(Call.live_conversation_id == conversation.id))
     )
@@ -79,19 +81,17 @@ def ringing_for(user: User) -> list[Call]:
     ringing_ids = sa.select(members.c.call_id).where(
         members.c.user_id == user.id, members.c.state == "invited"
     )
-    found = db.session.scalars(
-        with_members(
-            sa.select(Call).where(Call.id.in_(ringing_ids), Call.live_conversation_id.is_not(None))
-        ).order_by(Call.id)
-    ).all()
-    if not found:
-        return []
-    cutoff = ringing.ring_cutoff()
-    if any(c.created_at <= cutoff for c in found):
-        for call in found:
-            expire_missed(call_id=call.id)
-        return ringing_for(user)
-    return list(found)
+    return list(
+        db.session.scalars(
+            with_members(
+                sa.select(Call).where(
+                    Call.id.in_(ringing_ids),
+                    Call.live_conversation_id.is_not(None),
+                    ringing.rings_on(),
+                )
+            ).order_by(Call.id)
+        )
+    )
 
 
 # Verbs
@@ -105,7 +105,11 @@ def start_call(
     is new."""
     if call_type not in CALL_TYPES:
         raise Invalid("Choose an audio or a video call.", field="type")
-    existing = live_call(conversation)
+    existing = _holding_the_slot(conversation)
+    if existing is not None and not existing.is_live:
+        # It rang out and its job has not recorded it yet: the new call needs the slot now.
+        ringing.expire(existing.id)
+        existing = None
     if existing is None:
         try:
             call = _insert_call(user, conversation, call_type)
@@ -120,7 +124,7 @@ def start_call(
             db.session.commit()
             events.publish(event)
             push.notify_call(call)
-            ringing.schedule_expiry(current_app._get_current_object(), call.id)
+            ringing.schedule(call.id)
             return call, True
     if not join_live:
         raise Conflict("A call is already going on in this conversation: join it instead.")
@@ -163,9 +167,11 @@ def answer(user: User, call_id: int) -> Call:
 def _join(user: User, call: Call, conversation: Conversation) -> Call:
     now = utcnow()
     # Holds the call row (PostgreSQL) until the commit, so joins are counted one at a time.
+    # A call that rang out can no longer be answered (an answered one can still be joined).
     transition(
         call.id,
         LIVE,
+        sa.or_(calls.c.status == "active", ringing.rings_on()),
         refusal="This call is over",
         status="active",
         started_at=sa.func.coalesce(calls.c.started_at, now),
@@ -202,9 +208,9 @@ def decline(user: User, call_id: int) -> Call:
     declined."""
     call, conversation = call_for(user, call_id)
     member = call.member(user.id)
-    if not call.is_live or member is None or member.state != "invited":
+    if not call.is_live or member is None or member.current_state != "invited":
         raise Conflict("This call is not ringing for you.")
-    transition(call.id, LIVE)
+    transition(call.id, LIVE, ringing.rings_on())
     changed = db.session.execute(
         sa.update(members)
         .where(members.c.id == member.id, members.c.state == "invited")
@@ -218,7 +224,7 @@ def decline(user: User, call_id: int) -> Call:
     )
     status = db.session.scalar(sa.select(calls.c.status).where(calls.c.id == call.id))
     if status == "ringing" and not still_ringing:
-        return finish(call.id, conversation, "declined", ("ringing",))
+        return finish(call.id, conversation, "declined", ("ringing",), ringing.rings_on())
     return updated(call.id, conversation)
 
 
@@ -229,10 +235,10 @@ def end(user: User, call_id: int) -> Call:
     if not call.is_live:
         raise Conflict(f"This call is already over ({call.summary.lower()}).")
     member = call.member(user.id)
-    if member is None or member.state != "joined":
+    if member is None or member.current_state != "joined":
         raise Forbidden("Only people in the call can end it.")
     if call.status == "ringing":
-        return finish(call.id, conversation, "cancelled", ("ringing",))
+        return finish(call.id, conversation, "cancelled", ("ringing",), ringing.rings_on())
     transition(call.id, ("active",))
     db.session.execute(
         sa.update(members)
@@ -250,7 +256,7 @@ def share_screen(user: User, call_id: int, sharing: bool) -> Call:
     peer to peer); the others see who is."""
     call, conversation = call_for(user, call_id)
     member = call.member(user.id)
-    if call.status != "active" or member is None or member.state != "joined":
+    if call.status != "active" or member is None or member.current_state != "joined":
         raise Conflict("Share your screen once you are in a call that has been answered.")
     transition(call.id, ("active",))
     db.session.execute(
@@ -279,10 +285,10 @@ def signal(user: User, call_id: int, to, signal_type, data) -> None:
     if not call.is_live:
         raise Conflict("This call is over.")
     sender = call.member(user.id)
-    if sender is None or sender.state != "joined":
+    if sender is None or sender.current_state != "joined":
         raise Forbidden("Join the call before signaling.")
     recipient = call.member(to)
-    if to == user.id or recipient is None or recipient.state not in ("joined", "invited"):
+    if to == user.id or recipient is None or recipient.current_state not in ("joined", "invited"):
         raise Invalid("That person is not in this call.", field="to")
     payload = {"call_id": call.id, "from": user.id, "type": signal_type, "data": data}
     db.session.commit()  # ends the read transaction; nothing was written

@@ -1,94 +1,96 @@
-"""The ring timeout: a call nobody answers within CALL_RING_SECONDS is missed, and in an
-answered group call whoever has not answered by then stops being rung."""
+"""The ring timeout, the only one: a call nobody answers within CALL_RING_SECONDS is missed,
+and in an answered group call whoever has not answered by then stops being rung.
 
-import threading
+Reads never record it: Call.current_status and CallMember.current_state compute it from
+Call.rings_until, so a page opened after the deadline already shows the call missed. The
+scheduler's jobs record it: `expire` runs once per call at its deadline, and `sweep`, every
+CALL_SWEEP_INTERVAL, catches the calls whose process stopped before their job ran.
+"""
+
 from datetime import timedelta
 
 import sqlalchemy as sa
-from flask import Flask, current_app
+from flask import current_app
 
 from chipper.extensions import db
-from chipper.models import Conversation, utcnow
-from chipper.realtime import events
+from chipper.jobs import scheduler_of
+from chipper.models import Call, utcnow
 from chipper.services import Conflict
-from chipper.services.calls.machine import call_event, calls, load, members
+from chipper.services.calls.machine import calls, members, transition, updated
 from chipper.services.calls.outcome import finish
 
 
 def ring_cutoff():
+    """Calls created at or before this have rung long enough."""
     return utcnow() - timedelta(seconds=current_app.config["CALL_RING_SECONDS"])
 
 
-def expire_missed(conversation_id: int | None = None, call_id: int | None = None) -> list[int]:
-    """Calls that rang longer than CALL_RING_SECONDS become missed, and in a call already
-    answered, whoever it still rings for stops being rung. Run lazily by every read and verb,
-    and by a timer per call, so the ringing stops even when nobody looks."""
-    cutoff = ring_cutoff()
-    _stop_ringing_in_active_calls(cutoff, conversation_id, call_id)
-    stmt = sa.select(calls.c.id, calls.c.conversation_id).where(
-        calls.c.status == "ringing", calls.c.created_at <= cutoff
-    )
-    if conversation_id is not None:
-        stmt = stmt.where(calls.c.live_conversation_id == conversation_id)
-    if call_id is not None:
-        stmt = stmt.where(calls.c.id == call_id)
-    expired = []
-    for cid, conv_id in db.session.execute(stmt).all():
-        conversation = db.session.get(Conversation, conv_id)
+def rings_on():
+    """The SQL side of Call.rang_out, for a guarded transition: still within its ringing time."""
+    return calls.c.created_at > ring_cutoff()
+
+
+def schedule(call_id: int) -> None:
+    """The call's timeout, as a job at its deadline (called once it is committed)."""
+    scheduler_of(current_app).after(current_app.config["CALL_RING_SECONDS"], expire, call_id)
+
+
+def expire(call_id: int) -> None:
+    """Records the end of the call's ringing time, if it is over: an unanswered call becomes
+    missed; in an answered one, whoever it still rings for has left unanswered (and can still
+    join). A call already over, or answered by everyone, is left alone."""
+    call = db.session.get(Call, call_id)
+    if call is None or call.status not in Call.LIVE:
+        return
+    left = (call.rings_until - utcnow()).total_seconds()
+    if left > 0:
+        # Early by the clock (the scheduler's is not the database's): look again then.
+        scheduler_of(current_app).after(left, expire, call_id)
+        return
+    conversation = call.conversation
+    status = call.status
+    if status == "ringing":
         try:
-            finish(cid, conversation, "missed", ("ringing",), calls.c.created_at <= cutoff)
+            finish(call_id, conversation, "missed", ("ringing",), ~rings_on())
+            return
         except Conflict:
-            continue  # answered or cancelled in the meantime
-        expired.append(cid)
-    return expired
+            # Answered (or hung up) a moment ago.
+            status = db.session.scalar(sa.select(calls.c.status).where(calls.c.id == call_id))
+    if status == "active":
+        _stop_ringing(call_id, conversation)
 
 
-def _stop_ringing_in_active_calls(cutoff, conversation_id, call_id) -> None:
-    """In an answered group call, members who have not answered within CALL_RING_SECONDS
-    stop being rung (state left, never joined: "no answer"). They can still join."""
-    stmt = sa.select(calls.c.id, calls.c.conversation_id).where(
-        calls.c.status == "active",
-        calls.c.created_at <= cutoff,
+def _stop_ringing(call_id: int, conversation) -> None:
+    try:
+        transition(call_id, ("active",))
+    except Conflict:
+        return  # it ended in the meantime
+    changed = db.session.execute(
+        sa.update(members)
+        .where(members.c.call_id == call_id, members.c.state == "invited")
+        .values(state="left")
+    ).rowcount
+    if not changed:
+        db.session.rollback()
+        return
+    updated(call_id, conversation)
+
+
+def sweep() -> None:
+    """Records every ring timeout that is due and was not recorded: calls whose process
+    stopped before their `expire` job ran (a job, every CALL_SWEEP_INTERVAL)."""
+    still_rung = (
         sa.select(members.c.id)
         .where(members.c.call_id == calls.c.id, members.c.state == "invited")
-        .exists(),
+        .exists()
     )
-    if conversation_id is not None:
-        stmt = stmt.where(calls.c.live_conversation_id == conversation_id)
-    if call_id is not None:
-        stmt = stmt.where(calls.c.id == call_id)
-    for cid, conv_id in db.session.execute(stmt).all():
-        changed = db.session.execute(
-            sa.update(members)
-            .where(members.c.call_id == cid, members.c.state == "invited")
-            .values(state="left")
-        ).rowcount
-        if not changed:
-            continue
-        conversation = db.session.get(Conversation, conv_id)
-        event = call_event("call-updated", load(cid), conversation)
-        db.session.commit()
-        events.publish(event)
-
-
-def schedule_expiry(app: Flask, call_id: int) -> None:
-    """A timer per ringing call marks it missed when its time is up, so the callee's ringing
-    stops even if no request comes. Timers are cancelled when the app closes (Realtime.close);
-    a restarted process still expires the call lazily on the next read."""
-    realtime = app.extensions["chipper.realtime"]
-    if realtime.closed:
-        return
-
-    def check():
-        realtime.timers.discard(timer)
-        with app.app_context():
-            try:
-                expire_missed(call_id=call_id)
-            finally:
-                db.session.remove()
-
-    # A moment past the deadline, so the call has certainly rung long enough.
-    timer = threading.Timer(app.config["CALL_RING_SECONDS"] + 0.05, check)
-    timer.daemon = True
-    realtime.timers.add(timer)
-    timer.start()
+    due = db.session.scalars(
+        sa.select(calls.c.id)
+        .where(
+            calls.c.created_at <= ring_cutoff(),
+            sa.or_(calls.c.status == "ringing", sa.and_(calls.c.status == "active", still_rung)),
+        )
+        .order_by(calls.c.id)
+    ).all()
+    for call_id in due:
+        expire(call_id)
