@@ -86,6 +86,15 @@ def form_value(name: str, default: str = "") -> str:
     return request.form.get(name, default)
 
 
+def raw_value(name: str):
+    """A field as it was sent, unchecked (from JSON it may be anything, or None): for a verb
+    that must see who asks before it judges what they sent."""
+    if request.is_json:
+        body = request.get_json(silent=True)
+        return body.get(name) if isinstance(body, dict) else None
+    return request.form.get(name)
+
+
 def form_ids(name: str = "user_ids") -> list[int]:
     """A repeatable id field (`user_ids=1&user_ids=2`, or a JSON list); junk is refused."""
     if request.is_json:

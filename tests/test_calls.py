@@ -500,6 +500,43 @@ def test_outsiders_get_404(client, login_client, sql, chat, cara, method, path):
     assert status_of(sql, call_id) == "ringing"
 
 
+# Bodies the signal and screen routes refuse (422) from a member of the call; an outsider is
+# told only that there is no such call, whatever the body.
+BAD_BODIES = {
+    "signal": [
+        {"data": "to=2", "content_type": "application/x-www-form-urlencoded"},
+        {"json": ["offer"]},
+        {"json": {"type": "hello", "to": 2, "data": {}}},
+        {"json": {"type": ["offer"], "to": 2, "data": {}}},
+        {"json": {"type": "offer", "to": {"id": 2}, "data": {}}},
+        {"json": {"type": "offer", "to": 2, "data": {"sdp": ["x"]}}},
+    ],
+    "screen": [
+        {"json": {"sharing": "maybe"}},
+        {"json": {"sharing": ["on"]}},
+        {"json": {"sharing": {"on": True}}},
+        {"json": {"sharing": 1}},
+        {"json": ["on"]},
+        {"data": {"sharing": "maybe"}},
+    ],
+}
+BAD_REQUESTS = [(route, body) for route, bodies in BAD_BODIES.items() for body in bodies]
+
+
+@pytest.mark.parametrize(("route", "body"), BAD_REQUESTS)
+def test_outsiders_get_404_whatever_they_send(client, login_client, live_call, cara, route, body):
+    response = login_client(cara).post(f"/calls/{live_call}/{route}", headers=JSON, **body)
+    assert response.status_code == 404
+    assert response.get_json()["error"] == "Call not found."
+
+
+@pytest.mark.parametrize(("route", "body"), BAD_REQUESTS)
+def test_members_who_send_a_bad_body_get_422(client, sql, live_call, route, body):
+    response = client.post(f"/calls/{live_call}/{route}", headers=JSON, **body)
+    assert response.status_code == 422, text(response)
+    assert sharing(sql, live_call)[0] is False
+
+
 @pytest.mark.parametrize(("method", "path"), CALL_ROUTES)
 def test_signed_out_visitors_are_sent_to_log_in(app, client, chat, method, path):
     call_id = ring(client, chat)

@@ -251,10 +251,11 @@ def end(user: User, call_id: int) -> Call:
     return updated(call.id, conversation)
 
 
-def share_screen(user: User, call_id: int, sharing: bool) -> Call:
-    """Says whether the user is showing their screen in the call (the media itself goes
-    peer to peer); the others see who is."""
+def share_screen(user: User, call_id: int, sharing) -> Call:
+    """Says whether the user is showing their screen in the call (`sharing`: on or off, as
+    sent; the media itself goes peer to peer); the others see who is."""
     call, conversation = call_for(user, call_id)
+    sharing = signals.sharing(sharing)
     member = call.member(user.id)
     if call.status != "active" or member is None or member.current_state != "joined":
         raise Conflict("Share your screen once you are in a call that has been answered.")
@@ -277,11 +278,11 @@ def _sync_screen_sharing(call_id: int) -> None:
     db.session.execute(sa.update(calls).where(calls.c.id == call_id).values(screen_sharing=anyone))
 
 
-def signal(user: User, call_id: int, to, signal_type, data) -> None:
-    """Relays a WebRTC offer, answer or ICE candidate to one member of the call, on that
-    user's streams only. Live only: nothing is stored."""
+def signal(user: User, call_id: int, body) -> None:
+    """Relays a WebRTC offer, answer or ICE candidate (`body`, the JSON as sent) to one member
+    of the call, on that user's streams only. Live only: nothing is stored."""
     call, conversation = call_for(user, call_id)
-    signals.check(to, signal_type, data)
+    to, signal_type, data = signals.check(body)
     if not call.is_live:
         raise Conflict("This call is over.")
     sender = call.member(user.id)

@@ -1,5 +1,6 @@
-"""What a browser may send another through the server: checked here, relayed by
-`calls.signal`, never stored."""
+"""What browsers send about a call, checked: the signals one relays to another through the
+server (`calls.signal`, never stored) and whether its screen is shared. The verbs call these
+only once they know the sender may see the call."""
 
 import json
 
@@ -69,8 +70,24 @@ SIGNAL_CHECKS = {
 }
 
 
-def check(to, signal_type, data) -> None:
-    """Refuses (Invalid, naming the field) a signal that is not one calls.js would send."""
+SHARING = {"on": True, "true": True, "off": False, "false": False}
+
+
+def sharing(value) -> bool:
+    """`sharing`: on or off (a form's text, or a JSON boolean)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in SHARING:
+        return SHARING[value]
+    raise Invalid("Say whether you are sharing your screen: on or off.", field="sharing")
+
+
+def check(body) -> tuple:
+    """The signal's (to, type, data), or Invalid (naming the field) for a body that is not a
+    signal calls.js would send."""
+    if not isinstance(body, dict):
+        raise Invalid("Send the signal as a JSON object.")
+    to, signal_type, data = body.get("to"), body.get("type"), body.get("data")
     if not isinstance(signal_type, str) or signal_type not in SIGNAL_TYPES:
         raise Invalid("A signal is an offer, an answer, a candidate or media.", field="type")
     if not _is_int(to):
@@ -80,3 +97,4 @@ def check(to, signal_type, data) -> None:
     limit = current_app.config["CALL_SIGNAL_MAX_BYTES"]
     if len(json.dumps(data).encode()) > limit:
         raise Invalid(f"Signals are at most {limit // 1024} KB.", field="data")
+    return to, signal_type, data
