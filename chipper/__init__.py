@@ -61,8 +61,10 @@ def _periodic_jobs(app: Flask) -> None:
     from chipper.jobs import scheduler_of
     from chipper.realtime import store
     from chipper.services import shares
+    from chipper.services.calls import ringing
 
     scheduler = scheduler_of(app)
     scheduler.every(app.config["EVENT_PRUNE_INTERVAL"], store.prune)
     scheduler.every(app.config["UPLOAD_SWEEP_INTERVAL"], media.sweep_partials)
     scheduler.every(app.config["UPLOAD_SWEEP_INTERVAL"], shares.sweep)
+    scheduler.every(app.config["CALL_SWEEP_INTERVAL"], ringing.sweep)

@@ -88,8 +88,10 @@ class Config:
         self.EMAIL_DOMAINS = [
             d.strip().lower() for d in os.environ.get("EMAIL_DOMAINS", "").split(",") if d.strip()
         ]
-        # An unanswered call becomes missed after this many seconds.
+        # An unanswered call becomes missed after this many seconds (a job at its deadline).
         self.CALL_RING_SECONDS = float(os.environ.get("CALL_RING_SECONDS", 45))
+        # Seconds between sweeps for calls whose deadline job never ran (its process stopped).
+        self.CALL_SWEEP_INTERVAL = float(os.environ.get("CALL_SWEEP_INTERVAL", 30))
         # STUN/TURN servers handed to the browsers of a call, as RTCPeerConnection's
         # `iceServers` JSON: '[{"urls": "stun:stun.example.org"}]'. None by default.
         self.ICE_SERVERS = json.loads(os.environ.get("ICE_SERVERS") or "[]")

@@ -7,10 +7,10 @@ chipper/services/.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from flask import url_for
+from flask import current_app, url_for
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -266,9 +266,34 @@ class Call(Timestamps, db.Model):
 
     LIVE = ("ringing", "active")
 
+    # Reads compute where the ring timeout has got to; only the timeout's job
+    # (services/calls/ringing.py) records it, so opening a page never writes.
+
+    @property
+    def rings_until(self) -> datetime:
+        """When the call stops ringing: CALL_RING_SECONDS after it started."""
+        return self.created_at + timedelta(seconds=current_app.config["CALL_RING_SECONDS"])
+
+    @property
+    def rang_out(self) -> bool:
+        """Whether its ringing time is over (answered or not)."""
+        return self.created_at is not None and utcnow() >= self.rings_until
+
+    @property
+    def current_status(self) -> str:
+        """The status now: a call still ringing past its deadline is missed, even before the
+        timeout's job has recorded it."""
+        if self.status == "ringing" and self.rang_out:
+            return "missed"
+        return self.status
+
+    @property
+    def is_ringing(self) -> bool:
+        return self.current_status == "ringing"
+
     @property
     def is_live(self) -> bool:
-        return self.status in self.LIVE
+        return self.current_status in self.LIVE
 
     @property
     def duration(self) -> int | None:
@@ -281,7 +306,8 @@ class Call(Timestamps, db.Model):
     def summary(self) -> str:
         """The timeline line: "Missed video call", "Audio call, 3:12"."""
         kind = self.type.capitalize()
-        if self.status == "ended" and self.duration is not None:
+        status = self.current_status
+        if status == "ended" and self.duration is not None:
             minutes, seconds = divmod(self.duration, 60)
             hours, minutes = divmod(minutes, 60)
             length = f"{hours}:{minutes:02}:{seconds:02}" if hours else f"{minutes}:{seconds:02}"
@@ -293,22 +319,23 @@ class Call(Timestamps, db.Model):
             "declined": f"Declined {self.type} call",
             "cancelled": f"Cancelled {self.type} call",
         }
-        return label.get(self.status, f"{kind} call")
+        return label.get(status, f"{kind} call")
 
     def member(self, user_id: int) -> CallMember | None:
         return next((m for m in self.members if m.user_id == user_id), None)
 
     def joined_ids(self) -> list[int]:
-        return [m.user_id for m in self.members if m.state == "joined"]
+        return [m.user_id for m in self.members if m.current_state == "joined"]
 
     def to_json(self) -> dict:
         return {
             "id": self.id,
             "conversation_id": self.conversation_id,
             "type": self.type,
-            "status": self.status,
+            "status": self.current_status,
             "initiated_by": self.initiated_by,
             "created_at": iso(self.created_at),
+            "rings_until": iso(self.rings_until),
             "started_at": iso(self.started_at),
             "ended_at": iso(self.ended_at),
             "duration": self.duration,
@@ -343,21 +370,35 @@ class CallMember(db.Model):
     user: Mapped[User] = relationship()
 
     @property
+    def current_state(self) -> str:
+        """The state now, like Call.current_status: past the call's ringing time, whoever it
+        still rang for in an answered call has left unanswered, and whoever was in a call
+        nobody answered has left it (it is missed)."""
+        call = self.call
+        if call.status in Call.LIVE and call.rang_out:
+            if self.state == "invited" and call.status == "active":
+                return "left"
+            if self.state == "joined" and call.status == "ringing":
+                return "left"
+        return self.state
+
+    @property
     def label(self) -> str:
         """What the call page says of this member: ringing, in the call, declined..."""
-        if self.state == "invited":
+        state = self.current_state
+        if state == "invited":
             return "ringing" if self.call.is_live else "no answer"
-        if self.state == "joined":
+        if state == "joined":
             return "sharing their screen" if self.screen_sharing else "in the call"
-        if self.state == "left" and self.joined_at is None:
+        if state == "left" and self.joined_at is None:
             return "no answer"
-        return self.state
+        return state
 
     def to_json(self) -> dict:
         return {
             "user_id": self.user_id,
             "name": self.user.name,
-            "state": self.state,
+            "state": self.current_state,
             "screen_sharing": self.screen_sharing,
             "joined_at": iso(self.joined_at),
             "left_at": iso(self.left_at),

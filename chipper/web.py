@@ -64,20 +64,42 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
+def json_body() -> dict:
+    """The request's JSON object, {} when it sent none; JSON that is not an object (a list, a
+    string) is refused, so a field read from it can never be a method call on a list."""
+    body = request.get_json(silent=True)
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise Invalid("Send the fields as a JSON object.")
+    return body
+
+
 def form_value(name: str, default: str = "") -> str:
     if request.is_json:
-        value = (request.get_json(silent=True) or {}).get(name, default)
-        # null counts as missing; numbers are accepted as their text.
+        value = json_body().get(name, default)
+        # null counts as missing; numbers and booleans are accepted as their text.
         if value is None:
             return default
+        if isinstance(value, list | dict):
+            raise Invalid(f"Send {name} as one value, not a list or an object.", field=name)
         return value if isinstance(value, str) else json.dumps(value)
     return request.form.get(name, default)
+
+
+def raw_value(name: str):
+    """A field as it was sent, unchecked (from JSON it may be anything, or None): for a verb
+    that must see who asks before it judges what they sent."""
+    if request.is_json:
+        body = request.get_json(silent=True)
+        return body.get(name) if isinstance(body, dict) else None
+    return request.form.get(name)
 
 
 def form_ids(name: str = "user_ids") -> list[int]:
     """A repeatable id field (`user_ids=1&user_ids=2`, or a JSON list); junk is refused."""
     if request.is_json:
-        raw = (request.get_json(silent=True) or {}).get(name, [])
+        raw = json_body().get(name, [])
         raw = raw if isinstance(raw, list) else [raw]
     else:
         raw = request.form.getlist(name)

@@ -156,7 +156,6 @@ def app(_schema, database_url, tmp_path, app_config):
         _empty_tables()
     yield app
     app.extensions["chipper.jobs"].close()
-    app.extensions["chipper.realtime"].close()
     # A push job still running would otherwise write into the next test's tables.
     app.extensions["chipper.push"].sender.close()
     with app.app_context():

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from chipper.extensions import db
 from chipper.models import Call, CallMember, Message, utcnow
+from chipper.services.calls import ringing
 from tests.conftest import HTMX, JSON, text
 from tests.realtime_support import wait_for
 
@@ -60,6 +61,20 @@ def entries(sql, chat: int) -> list[tuple]:
         sa.select(Message.body, Message.call_id, Message.user_id)
         .where(Message.conversation_id == chat, Message.type == "call")
         .order_by(Message.id)
+    )
+
+
+def sweep(app) -> None:
+    """What the scheduler's sweep does every CALL_SWEEP_INTERVAL, now."""
+    with app.app_context():
+        ringing.sweep()
+
+
+def rang_out(sql, call_id: int) -> None:
+    """Moves the call's start an hour back, as if it had rung out with no job to record it
+    (its process stopped)."""
+    sql.write(
+        sa.update(Call).where(Call.id == call_id).values(created_at=utcnow() - timedelta(hours=1))
     )
 
 
@@ -179,13 +194,31 @@ def test_summary_lines():
         ("missed", "callee", "decline", 409, "not ringing for you"),
         ("missed", "callee", "end", 409, "already over (missed audio call)"),
         ("missed", "caller", "end", 409, "already over (missed audio call)"),
+        # Rung out, not yet recorded missed by the timeout's job: it reads as missed anyway.
+        ("rang out", "callee", "answer", 409, "This call is over (missed audio call)."),
+        ("rang out", "callee", "decline", 409, "not ringing for you"),
+        ("rang out", "callee", "end", 409, "already over (missed audio call)"),
+        ("rang out", "caller", "end", 409, "already over (missed audio call)"),
         # Someone who joined the conversation after the call started: it never rang for them.
         ("active", "late member", "end", 403, "Only people in the call can end it."),
         ("ringing", "late member", "end", 403, "Only people in the call can end it."),
     ],
 )
 def test_illegal_transitions_are_refused(
-    make, client, bob_client, login_client, sql, ada, bob, cara, setup, who, action, status, message
+    app,
+    make,
+    client,
+    bob_client,
+    login_client,
+    sql,
+    ada,
+    bob,
+    cara,
+    setup,
+    who,
+    action,
+    status,
+    message,
 ):
     # A group, so someone can join the conversation while the call is on; the rules are the
     # same as in a private conversation.
@@ -200,15 +233,12 @@ def test_illegal_transitions_are_refused(
         act(bob_client, call_id, "decline")
     if setup == "cancelled":
         act(client, call_id, "end")
+    if setup in ("missed", "rang out"):
+        rang_out(sql, call_id)
     if setup == "missed":
-        sql.write(
-            sa.update(Call)
-            .where(Call.id == call_id)
-            .values(created_at=utcnow() - timedelta(hours=1))
-        )
-        client.get(f"/calls/{call_id}", headers=JSON)  # the next read marks it missed
+        sweep(app)  # the job records it
     before = status_of(sql, call_id)
-    assert before == setup
+    assert before == ("ringing" if setup == "rang out" else setup)
     tab = {"caller": client, "callee": bob_client}.get(who) or login_client(cara)
     response = act(tab, call_id, action)
     assert response.status_code == status
@@ -247,8 +277,11 @@ def test_unanswered_call_becomes_missed_on_its_own(app, client, sql, chat, ada, 
     assert kinds == ["call-ringing", "call-ended", "message-created"]
 
 
-def test_a_call_that_rang_too_long_is_missed_when_read(client, bob_client, sql, chat):
-    """If no timer fired (the process restarted), the next read expires the call."""
+def test_a_call_that_rang_too_long_reads_as_missed_until_the_sweep_records_it(
+    app, client, bob_client, sql, chat
+):
+    """If its job never ran (the process restarted), reads still show it missed without
+    writing, and the periodic sweep records it."""
     call_id = ring(client, chat)
     sql.write(
         sa.update(Call)
@@ -261,15 +294,19 @@ def test_a_call_that_rang_too_long_is_missed_when_read(client, bob_client, sql, 
     assert bob_client.get(f"/calls/{call_id}", headers=JSON).get_json()["call"]["status"] == (
         "missed"
     )
+    assert status_of(sql, call_id) == "ringing"
+    assert entries(sql, chat) == []
+    sweep(app)
+    assert status_of(sql, call_id) == "missed"
+    assert len(entries(sql, chat)) == 1
+    sweep(app)  # once only
     assert len(entries(sql, chat)) == 1
 
 
 def test_missed_call_counts_as_unread_for_the_callee(app, client, bob_client, sql, chat):
     call_id = ring(client, chat)
-    sql.write(
-        sa.update(Call).where(Call.id == call_id).values(created_at=utcnow() - timedelta(hours=1))
-    )
-    client.get(f"/calls/{call_id}", headers=JSON)
+    rang_out(sql, call_id)
+    sweep(app)
     assert bob_client.get("/conversations/unread", headers=JSON).get_json() == {"unread": 1}
     assert client.get("/conversations/unread", headers=JSON).get_json() == {"unread": 0}
     (row,) = bob_client.get("/conversations", headers=JSON).get_json()["conversations"]
@@ -461,6 +498,43 @@ def test_outsiders_get_404(client, login_client, sql, chat, cara, method, path):
     )
     assert response.status_code == 404
     assert status_of(sql, call_id) == "ringing"
+
+
+# Bodies the signal and screen routes refuse (422) from a member of the call; an outsider is
+# told only that there is no such call, whatever the body.
+BAD_BODIES = {
+    "signal": [
+        {"data": "to=2", "content_type": "application/x-www-form-urlencoded"},
+        {"json": ["offer"]},
+        {"json": {"type": "hello", "to": 2, "data": {}}},
+        {"json": {"type": ["offer"], "to": 2, "data": {}}},
+        {"json": {"type": "offer", "to": {"id": 2}, "data": {}}},
+        {"json": {"type": "offer", "to": 2, "data": {"sdp": ["x"]}}},
+    ],
+    "screen": [
+        {"json": {"sharing": "maybe"}},
+        {"json": {"sharing": ["on"]}},
+        {"json": {"sharing": {"on": True}}},
+        {"json": {"sharing": 1}},
+        {"json": ["on"]},
+        {"data": {"sharing": "maybe"}},
+    ],
+}
+BAD_REQUESTS = [(route, body) for route, bodies in BAD_BODIES.items() for body in bodies]
+
+
+@pytest.mark.parametrize(("route", "body"), BAD_REQUESTS)
+def test_outsiders_get_404_whatever_they_send(client, login_client, live_call, cara, route, body):
+    response = login_client(cara).post(f"/calls/{live_call}/{route}", headers=JSON, **body)
+    assert response.status_code == 404
+    assert response.get_json()["error"] == "Call not found."
+
+
+@pytest.mark.parametrize(("route", "body"), BAD_REQUESTS)
+def test_members_who_send_a_bad_body_get_422(client, sql, live_call, route, body):
+    response = client.post(f"/calls/{live_call}/{route}", headers=JSON, **body)
+    assert response.status_code == 422, text(response)
+    assert sharing(sql, live_call)[0] is False
 
 
 @pytest.mark.parametrize(("method", "path"), CALL_ROUTES)
@@ -823,6 +897,11 @@ def test_a_page_does_not_ring_for_a_call_that_rang_too_long(app, client, bob_cli
     call_id = ring(client, chat)
     app.config["CALL_RING_SECONDS"] = 0
     assert f'id="ringing-{call_id}"' not in text(bob_client.get("/conversations"))
+    page = text(bob_client.get(f"/conversations/{chat}"))
+    assert f'id="call-{call_id}"' not in page  # no live call to show
+    # Reading wrote nothing: the timeout's job records it.
+    assert status_of(sql, call_id) == "ringing"
+    sweep(app)
     assert status_of(sql, call_id) == "missed"
 
 
@@ -837,6 +916,10 @@ def test_in_an_answered_group_call_the_ringing_stops_for_those_who_did_not_answe
     cara_stream = hub.register(cara)
     app.config["CALL_RING_SECONDS"] = 0
     assert f'id="ringing-{call_id}"' not in text(cara_tab.get("/conversations"))
+    body = cara_tab.get(f"/calls/{call_id}", headers=JSON).get_json()["call"]
+    assert {m["user_id"]: m["state"] for m in body["members"]}[cara] == "left"
+    assert states(sql, call_id)[cara] == "invited"  # computed by the read, not written
+    sweep(app)
     assert states(sql, call_id) == {ada: "joined", bob: "joined", cara: "left"}
     assert status_of(sql, call_id) == "active"
     _, envelope = cara_stream.get(timeout=1)

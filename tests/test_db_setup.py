@@ -54,7 +54,6 @@ def test_committed_messages_reach_the_database_file_without_a_request_checkpoint
             time.sleep(0.05)
     finally:
         checkpointer.stop()
-        app.extensions["chipper.realtime"].close()
         app.extensions["chipper.push"].sender.close()
         with app.app_context():
             db.engine.dispose()

@@ -15,7 +15,7 @@ ABOVE = ("chipper.services", "chipper.web")
 # Violations that work in progress is removing; each entry must still be a violation, so the
 # list can only shrink.
 STILL_TO_FIX: dict[str, set[str]] = {
-    "long modules": {"services/calls.py"},
+    "long modules": set(),
     "long views": set(),
     "cycles": set(),
     "upward imports": set(),

@@ -1,4 +1,5 @@
-"""Headers on every page, no inline script, and what the `_method` override accepts."""
+"""Headers on every page, no inline script, what the `_method` override accepts, and JSON
+bodies of the wrong shape."""
 
 import io
 from html.parser import HTMLParser
@@ -8,7 +9,7 @@ import sqlalchemy as sa
 from flask import request
 
 from chipper.models import Conversation, Message
-from tests.conftest import HTMX
+from tests.conftest import HTMX, JSON
 
 
 class InlineScriptFinder(HTMLParser):
@@ -217,3 +218,36 @@ def test_405_names_the_allowed_methods(client, headers):
     response = client.get("/logout", headers=headers)
     assert response.status_code == 405
     assert "POST" in response.headers.get("Allow", "")
+
+
+# JSON of the wrong shape: a field that must be one value, a body that must be an object.
+
+ONE_VALUE_FIELDS = [
+    ("POST", "/conversations/{group}/messages", "body"),
+    ("POST", "/conversations", "name"),
+    ("PATCH", "/conversations/{group}", "name"),
+    ("POST", "/conversations/{group}/mute", "muted"),
+    ("POST", "/conversations/{group}/calls", "type"),
+    ("POST", "/stream/visibility", "stream"),
+]
+
+
+@pytest.mark.parametrize("value", [["hi"], {"text": "hi"}], ids=["list", "object"])
+@pytest.mark.parametrize(("method", "path", "field"), ONE_VALUE_FIELDS)
+def test_a_list_or_object_where_one_value_goes_is_422(scene, sql, method, path, field, value):
+    client, ids = scene
+    before = message_count(sql)
+    url = path.format(group=ids["group"])
+    response = client.open(url, method=method, json={field: value}, headers=JSON)
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert response.get_json()["field"] == field
+    assert message_count(sql) == before
+
+
+@pytest.mark.parametrize("body", [["body", "hi"], "hi", 5], ids=["list", "string", "number"])
+def test_a_json_body_that_is_not_an_object_is_422(scene, body):
+    client, ids = scene
+    for url in (f"/conversations/{ids['group']}/messages", "/conversations"):
+        response = client.post(url, json=body, headers=JSON)
+        assert response.status_code == 422, url
+        assert response.get_json()["error"] == "Send the fields as a JSON object."

@@ -9,9 +9,9 @@ from flask_login import current_user, login_required
 
 from chipper.calls import bp
 from chipper.models import Call, iso, utcnow
-from chipper.services import Invalid, calls
+from chipper.services import calls
 from chipper.services.conversations import conversation_for
-from chipper.web import form_value, is_htmx, see_other, wants_json
+from chipper.web import form_value, is_htmx, raw_value, see_other, wants_json
 
 
 @bp.before_request
@@ -45,14 +45,6 @@ def end(call_id: int):
     return answered(calls.end(current_user, call_id))
 
 
-@bp.post("/calls/<int:call_id>/screen")
-def screen(call_id: int):
-    sharing = form_value("sharing")
-    if sharing not in ("on", "off", "true", "false"):
-        raise Invalid("Say whether you are sharing your screen: on or off.", field="sharing")
-    return answered(calls.share_screen(current_user, call_id, sharing in ("on", "true")))
-
-
 @bp.get("/calls/<int:call_id>")
 def show(call_id: int):
     call, conversation = calls.call_for(current_user, call_id)
@@ -68,12 +60,17 @@ def show(call_id: int):
     )
 
 
+# The verbs check who may act before what was sent: an outsider gets 404 whatever the body.
+
+
+@bp.post("/calls/<int:call_id>/screen")
+def screen(call_id: int):
+    return answered(calls.share_screen(current_user, call_id, raw_value("sharing")))
+
+
 @bp.post("/calls/<int:call_id>/signal")
 def signal(call_id: int):
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise Invalid("Send the signal as a JSON object.")
-    calls.signal(current_user, call_id, body.get("to"), body.get("type"), body.get("data"))
+    calls.signal(current_user, call_id, request.get_json(silent=True))
     return "", 204
 
 

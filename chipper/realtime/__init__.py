@@ -11,7 +11,7 @@ This package is the only code that touches pub/sub. It knows nothing of conversa
 the web layer: the `streams` blueprint opens streams and says who hears of someone's presence.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flask import Flask
 
@@ -24,16 +24,6 @@ class Realtime:
     hub: Hub
     broker: LocalBroker | RedisBroker
     presence: LocalPresence | RedisPresence
-    # Pending "went offline?" checks and missed-call timeouts, so shutting down can cancel them.
-    timers: set = field(default_factory=set)
-    closed: bool = False
-
-    def close(self) -> None:
-        """Cancels pending timers (they would open database connections later)."""
-        self.closed = True
-        for timer in list(self.timers):
-            timer.cancel()
-        self.timers.clear()
 
 
 def init_app(app: Flask) -> None:

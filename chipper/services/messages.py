@@ -85,7 +85,8 @@ def send_message(
     if upload:
         stored = media.store(upload.stream, upload.filename)
     try:
-        message = _insert_message(user, conversation, body, stored)
+        message = insert_message(conversation, user.id, body, stored=stored)
+        _read_up_to(user, conversation, message.created_at)
         event = _message_event("message-created", message, membership.member_ids)
         db.session.commit()
     except BaseException:
@@ -98,25 +99,34 @@ def send_message(
     return message
 
 
-def _insert_message(
-    user: User, conversation: Conversation, body: str, stored: media.StoredFile | None
+def insert_message(
+    conversation: Conversation,
+    author_id: int | None,
+    body: str,
+    *,
+    stored: media.StoredFile | None = None,
+    call_id: int | None = None,
+    at: datetime | None = None,
 ) -> Message:
-    now = utcnow()
+    """The one way an entry goes into a timeline: a sent message, a shared file and a finished
+    call's line all come through here. Inserts it (with its attachment, if any) and moves the
+    conversation up everyone's list; the caller commits, then publishes."""
+    now = at or utcnow()
     values = {
         "conversation_id": conversation.id,
-        "user_id": user.id,
+        "user_id": author_id,
         "body": body,
-        "type": stored.kind if stored else "text",
+        "type": "call" if call_id is not None else stored.kind if stored else "text",
         "file_path": None,
-        "call_id": None,
+        "call_id": call_id,
         "deleted_at": None,
         "created_at": now,
         "updated_at": now,
     }
     # A Core INSERT ... RETURNING id, then the object made from the values we already hold:
     # the ORM's own insert (unit of work or bulk) costs several times the statement. Every
-    # column is set, so nothing is left to load; its author is the user already in the
-    # session (no query).
+    # column is set, so nothing is left to load; its author, when already in the session (the
+    # sender, a call's members), comes from there without a query.
     message_id = db.session.scalar(_INSERT_MESSAGE, values)
     message = Message(id=message_id, **values)
     make_transient_to_detached(message)
@@ -140,7 +150,6 @@ def _insert_message(
     # Known now, so rendering the message does not query for it.
     set_committed_value(message, "attachment", attachment)
     touch(conversation, now)
-    _read_up_to(user, conversation, now)
     return message
 
 

@@ -230,7 +230,7 @@ def deliver_message(message_id: int) -> None:
 
 def deliver_call(call_id: int) -> None:
     call = db.session.get(Call, call_id)
-    if call is None or call.status != "ringing":
+    if call is None or not call.is_ringing:
         return  # answered or given up before the sender got to it
     conversation = call.conversation
     caller = call.caller

@@ -185,7 +185,7 @@ def test_a_page_stops_ringing_on_its_own_when_the_time_is_up(app, browse, make):
     expect(bob_page.locator("#ringing[data-sound]")).to_have_count(0)
     expect(bob_page).not_to_have_title(re.compile("^Incoming call"))
     # The page did it by itself: nothing asked the server, which still has the call ringing
-    # (the next read will mark it missed).
+    # (reads never write; the sweep will record it missed).
     with app.app_context():
         assert db.session.scalar(sa.select(Call.status).where(Call.id == call_id)) == "ringing"
     assert not browse.errors, browse.errors
