@@ -74,6 +74,11 @@ class Config:
         # Seconds between sweeps of uploads a crash cut off and of shares nobody sent.
         self.UPLOAD_SWEEP_INTERVAL = float(os.environ.get("UPLOAD_SWEEP_INTERVAL", 60))
         self.REDIS_PREFIX = os.environ.get("REDIS_PREFIX", "chipper")
+        # Argon2id's cost for password hashes: passes, memory (KiB) and lanes. OWASP's
+        # minimum is 2 passes over 19 MiB; stronger settings rehash each password at sign-in.
+        self.PASSWORD_HASH_TIME = int(os.environ.get("PASSWORD_HASH_TIME", 2))
+        self.PASSWORD_HASH_MEMORY_KIB = int(os.environ.get("PASSWORD_HASH_MEMORY_KIB", 19456))
+        self.PASSWORD_HASH_PARALLELISM = int(os.environ.get("PASSWORD_HASH_PARALLELISM", 1))
         # Who may make an account: "open" (anyone who reaches the server), "invite" (with an
         # admin's invite link) or "closed". The first account, the admin, can always be made
         # from this machine or with the setup link the server logs until it exists.

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from flask import current_app, url_for
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
-from werkzeug.security import check_password_hash, generate_password_hash
 
+from chipper import passwords
 from chipper.extensions import db
 
 
@@ -50,10 +50,11 @@ class User(UserMixin, Timestamps, db.Model):
         return self.deactivated_at is None
 
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password)
+        self.password_hash = passwords.make_hash(password)
 
-    def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
+    def check_password(self, password: str) -> tuple[bool, bool]:
+        """(whether it matches, whether the stored hash is weaker than the config asks)."""
+        return passwords.verify(self.password_hash, password)
 
     def to_json(self) -> dict:
         return {"id": self.id, "name": self.name}

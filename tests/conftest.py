@@ -2,7 +2,6 @@
 a test client that sends the CSRF token like our pages do, and helpers to make users and chats.
 """
 
-import functools
 import json
 import os
 import re
@@ -13,7 +12,6 @@ import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 from werkzeug.datastructures import Headers
-from werkzeug.security import generate_password_hash
 
 from chipper import create_app
 from chipper.extensions import db
@@ -39,6 +37,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 PASSWORD = "correct horse battery"
+CHEAP_PASSWORD_HASH = {
+    "PASSWORD_HASH_TIME": 1,
+    "PASSWORD_HASH_MEMORY_KIB": 8,
+    "PASSWORD_HASH_PARALLELISM": 1,
+}
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -127,6 +130,9 @@ def _test_config(database_url: str, instance) -> dict:
         # Push notifications stay off unless a test turns them on (through app_config), even
         # when the developer made a key for their own instance folder.
         "VAPID_PRIVATE_KEY": "",
+        # A cheap hash for the many users tests make: the real one costs ~40 ms per user and
+        # login. tests/test_auth.py checks the real defaults.
+        **CHEAP_PASSWORD_HASH,
         # Most tests make several accounts; tests of who may join set it themselves.
         "REGISTRATION": "open",
     }
@@ -298,17 +304,6 @@ def login_client(app, make):
         return other
 
     return login
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(monkeypatch):
-    """A cheap hash for the many users tests make: the real one costs ~0.1 s per user and login.
-
-    Checking reads the method from the stored hash, so logging in works the same way.
-    tests/test_auth.py checks the real default with this undone.
-    """
-    cheap = functools.partial(generate_password_hash, method="pbkdf2:sha256:1")
-    monkeypatch.setattr("chipper.models.generate_password_hash", cheap)
 
 
 @pytest.fixture

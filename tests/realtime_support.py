@@ -136,6 +136,8 @@ class Server:
             "STREAM_GAP_WAIT": "0.3",
             "PRESENCE_OFFLINE_GRACE": "1.5",
             "REGISTRATION": "open",
+            "PASSWORD_HASH_TIME": "1",
+            "PASSWORD_HASH_MEMORY_KIB": "8",
             "ACCESS_LOG": "-",
             "PYTHONUNBUFFERED": "1",
             **env,

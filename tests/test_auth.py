@@ -3,12 +3,14 @@
 import re
 from urllib.parse import parse_qs, urlsplit
 
+import argon2
 import pytest
 import sqlalchemy as sa
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import generate_password_hash
 
+from chipper.config import Config
 from chipper.models import User
-from tests.conftest import JSON, PASSWORD, text
+from tests.conftest import JSON, PASSWORD, as_json, text
 
 NEW_USER = {"name": "Ada Lovelace", "email": "ada@example.com", "password": PASSWORD}
 CSRF_MESSAGE = "Your form expired or came from another site. Reload the page and try again."
@@ -82,13 +84,84 @@ def test_email_is_stored_lower_case_and_trimmed(client, sql):
     assert sql.scalars(sa.select(User.email)) == ["ada@example.com"]
 
 
-def test_password_is_stored_as_a_strong_hash(client, sql, monkeypatch):
-    monkeypatch.setattr("chipper.models.generate_password_hash", generate_password_hash)
+@pytest.fixture
+def real_hash_config(app, tmp_path):
+    """The production defaults for the password hash (the tests' config makes a cheap one)."""
+    defaults = Config(str(tmp_path))
+    for name in ("PASSWORD_HASH_TIME", "PASSWORD_HASH_MEMORY_KIB", "PASSWORD_HASH_PARALLELISM"):
+        app.config[name] = getattr(defaults, name)
+
+
+def argon2_parameters(stored: str) -> dict[str, int]:
+    # $argon2id$v=19$m=19456,t=2,p=1$salt$hash
+    params = stored.split("$")[3]
+    return {key: int(value) for key, value in (pair.split("=") for pair in params.split(","))}
+
+
+def test_password_is_stored_as_an_argon2id_hash_at_owasp_strength(client, sql, real_hash_config):
     register(client)
     stored = sql.scalar(sa.select(User.password_hash))
     assert PASSWORD not in stored
-    assert stored.startswith("scrypt:")
-    assert check_password_hash(stored, PASSWORD)
+    assert stored.startswith("$argon2id$")
+    parameters = argon2_parameters(stored)
+    # OWASP's password storage minimum for argon2id: 19 MiB, 2 iterations, 1 lane.
+    assert parameters["m"] >= 19456 and parameters["t"] >= 2 and parameters["p"] >= 1
+    assert argon2.PasswordHasher().verify(stored, PASSWORD)
+
+
+@pytest.mark.parametrize(
+    "old_hash",
+    [
+        lambda: generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000"),
+        lambda: generate_password_hash(PASSWORD),
+        lambda: argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD),
+    ],
+    ids=["pbkdf2", "werkzeug-scrypt", "weak-argon2"],
+)
+def test_a_weaker_hash_is_replaced_at_the_next_sign_in(
+    client, make, sql, real_hash_config, old_hash
+):
+    ada = make.user("Ada")
+    sql.write(sa.update(User).where(User.id == ada).values(password_hash=old_hash()))
+    wrong = login(client, make.email(ada), "wrong password!", JSON)
+    assert wrong.status_code == 401
+    assert not sql.scalar(sa.select(User.password_hash)).startswith("$argon2id$v=19$m=19456")
+    assert login(client, make.email(ada), headers=JSON).status_code == 200
+    stored = sql.scalar(sa.select(User.password_hash))
+    assert argon2_parameters(stored) == {"m": 19456, "t": 2, "p": 1}
+    client.post("/logout")
+    assert login(client, make.email(ada), headers=JSON).status_code == 200
+
+
+@pytest.mark.parametrize("password", ["password1", "12345678", "Iloveyou", "qwertyuiop"])
+def test_the_most_common_passwords_are_refused(client, sql, password):
+    response = client.post("/register", json={**NEW_USER, "password": password}, headers=JSON)
+    assert response.status_code == 422
+    assert as_json(response)["field"] == "password"
+    assert "most common" in as_json(response)["error"]
+    assert user_count(sql) == 0
+
+
+def test_an_unknown_email_takes_as_long_as_a_wrong_password(client, make, real_hash_config):
+    """Counts the hash checks rather than timing them (the host is noisy): both answers do one
+    full-cost argon2 check, so neither is quicker."""
+    ada = make.user("Ada")
+    login(client, make.email(ada), headers=JSON)  # the stored hash now has the real cost
+    client.post("/logout")
+    checks = []
+    original = argon2.PasswordHasher.verify
+
+    def counted(self, stored, password):
+        checks.append((self.memory_cost, self.time_cost))
+        return original(self, stored, password)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(argon2.PasswordHasher, "verify", counted)
+        unknown = login(client, "nobody@example.com", "wrong password!", JSON)
+        wrong = login(client, make.email(ada), "wrong password!", JSON)
+    assert unknown.status_code == wrong.status_code == 401
+    assert as_json(unknown) == as_json(wrong)
+    assert checks == [(19456, 2), (19456, 2)]
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
+from chipper import passwords
 from chipper.extensions import db
 from chipper.models import Message, User
 from chipper.services import Forbidden, Invalid, invites, text
@@ -57,6 +58,12 @@ def validate_registration(name: str, email: str, password: str) -> None:
         raise Invalid(f"Passwords need at least {PASSWORD_MIN} characters.", field="password")
     if len(password) > PASSWORD_MAX:
         raise Invalid(f"Passwords are at most {PASSWORD_MAX} characters.", field="password")
+    if passwords.is_common(password):
+        raise Invalid(
+            "That password is one of the most common ones, the first that attackers try. "
+            "Choose another.",
+            field="password",
+        )
 
 
 def has_accounts() -> bool:
@@ -116,9 +123,18 @@ def register_user(name: str, email: str, password: str, *, admin: bool = False) 
 
 
 def authenticate(email: str, password: str) -> User | None:
+    """The account these match, or None; as slow for an unknown email as for a wrong password,
+    so the answer's time does not tell who has an account."""
     user = db.session.scalar(sa.select(User).where(User.email == User.normalize_email(email)))
-    if user is None or not user.check_password(password) or not user.is_active:
+    if user is None:
+        passwords.waste_time(password)
         return None
+    matches, weak = user.check_password(password)
+    if not matches or not user.is_active:
+        return None
+    if weak:
+        user.set_password(password)
+        db.session.commit()
     return user
 
 
