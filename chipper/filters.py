@@ -54,8 +54,39 @@ def file_size(size: int) -> str:
     return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
 
 
+# Checked in order: Edge and Opera also say Chrome, Chrome also says Safari. By hand, since a
+# name for the account page's list of sign-ins needs only these few tokens, not the thousands
+# of patterns of a full user-agent parser.
+_BROWSERS = [
+    ("Edg/", "Edge"),
+    ("OPR/", "Opera"),
+    ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"),
+    ("Chromium/", "Chromium"),
+    ("Safari/", "Safari"),
+]
+_SYSTEMS = [
+    ("Android", "Android"),
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+]
+
+
+def browser_name(user_agent: str) -> str:
+    """'Firefox on Android' from a User-Agent header; what is not recognised stays as sent."""
+    browser = next((name for token, name in _BROWSERS if token in user_agent), None)
+    system = next((name for token, name in _SYSTEMS if token in user_agent), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or user_agent[:60] or "An unnamed browser"
+
+
 def init_app(app: Flask) -> None:
-    for f in (initials, clock, full_time, day_label, when, file_size):
+    for f in (initials, clock, full_time, day_label, when, file_size, browser_name):
         app.add_template_filter(f)
     app.add_template_filter(iso, "isotime")
 

@@ -44,6 +44,15 @@ class User(UserMixin, Timestamps, db.Model):
     # Set while an admin has deactivated the account: it cannot sign in, its messages stay.
     deactivated_at: Mapped[datetime | None]
 
+    # Not columns: the sign-in this object was loaded for. Flask-Login keeps get_id() in the
+    # session and the remember-me cookie, so both carry that sign-in's random token, never
+    # the user id (see chipper.services.sessions).
+    login_token = None
+    session_id = None
+
+    def get_id(self) -> str | None:
+        return self.login_token
+
     @property
     def is_active(self) -> bool:
         """Flask-Login signs in only active users."""
@@ -503,3 +512,20 @@ class Invite(db.Model):
         if self.max_uses is not None and self.uses >= self.max_uses:
             return "This invite link has been used already."
         return None
+
+
+class LoginSession(db.Model):
+    """One sign-in: the browser's cookies (the session and the remember-me cookie) carry a
+    random token whose SHA-256 is stored here. Ending the row signs that browser out at its
+    next request, wherever a copy of its cookies is."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (sa.Index("ix_sessions_user_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    # What the browser called itself, to tell sessions apart on the account page.
+    user_agent: Mapped[str] = mapped_column(sa.String(200), default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]

@@ -160,8 +160,36 @@ def error_page(error: ServiceError):
     return render_template("error.html", message=error.message, status=error.status), error.status
 
 
+class SecureCookies:
+    """WSGI middleware: every cookie set over https gets `Secure`.
+
+    Flask and Flask-Login decide `Secure` from fixed settings (SESSION_COOKIE_SECURE,
+    REMEMBER_COOKIE_SECURE) read when the cookie is written, so one server reached both over
+    plain http on the machine and over https through its proxy cannot say it per request; the
+    request's scheme (after ProxyFix) can.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        if environ.get("wsgi.url_scheme") != "https":
+            return self.app(environ, start_response)
+
+        def secure_start(status, headers, exc_info=None):
+            headers = [
+                (name, value + "; Secure")
+                if name.lower() == "set-cookie" and "; secure" not in value.lower()
+                else (name, value)
+                for name, value in headers
+            ]
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, secure_start)
+
+
 def init_app(app: Flask) -> None:
-    app.wsgi_app = MethodOverride(app.wsgi_app)
+    app.wsgi_app = SecureCookies(MethodOverride(app.wsgi_app))
     if proxies := app.config.get("TRUSTED_PROXIES", 0):
         # Behind a reverse proxy: believe its X-Forwarded-For/-Proto/-Host, so the client's
         # address, https and the public host are the real ones.

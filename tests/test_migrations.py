@@ -24,6 +24,7 @@ TABLES = {
     "attachments",
     "push_subscriptions",
     "invites",
+    "sessions",
 }
 
 

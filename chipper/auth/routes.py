@@ -4,16 +4,15 @@ import hashlib
 import hmac
 import ipaddress
 
-import sqlalchemy as sa
 from flask import current_app, jsonify, make_response, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 
 from chipper.auth import bp
-from chipper.extensions import db, login_manager
+from chipper.extensions import login_manager
 from chipper.models import User
 from chipper.push import SESSION_KEY
-from chipper.services import Forbidden, Invalid
+from chipper.services import Forbidden, Invalid, sessions
 from chipper.services.accounts import (
     FIRST_ACCOUNT,
     authenticate,
@@ -25,16 +24,15 @@ from chipper.services.accounts import (
 from chipper.services.push import forget_browser
 from chipper.web import form_value, json_error, page, safe_next, see_other, wants_json
 
-# Every signed-in request runs this. A select built once costs about half what
-# session.get() does, which builds its query anew each time.
-_USER_BY_ID = sa.select(User).where(User.id == sa.bindparam("id"))
-
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    if not user_id.isdigit():
-        return None
-    return db.session.scalars(_USER_BY_ID, {"id": int(user_id)}).first()
+def load_user(token: str) -> User | None:
+    """The session and the remember-me cookie carry a sign-in's token, not the user id."""
+    return sessions.load(token)
+
+
+def sign_in(user: User, remember: bool = False) -> None:
+    login_user(sessions.start(user, request.user_agent.string), remember=remember)
 
 
 @login_manager.unauthorized_handler
@@ -116,7 +114,7 @@ def register():
             return json_error(error.message, error.status, error.field)
         errors = {error.field: error.message} if error.field else {}
         return _register_page(invite, setup, values, errors, error.status)
-    login_user(user)
+    sign_in(user)
     return _signed_in(user, 201)
 
 
@@ -141,7 +139,7 @@ def login():
             return json_error(message, 401)
         context = {"values": {"email": email}, "error": message, **_joining()}
         return page("auth/login.html", status=401, **context)
-    login_user(user, remember=form_value("remember") in ("on", "1", "true", "True"))
+    sign_in(user, remember=form_value("remember") in ("on", "1", "true", "True"))
     return _signed_in(user)
 
 
@@ -150,6 +148,8 @@ def login():
 def logout():
     # The next person signed in on this browser must not get this user's notifications.
     forget_browser(current_user, session.pop(SESSION_KEY, None))
+    # The server ends the sign-in: a copy of this browser's cookies no longer works either.
+    sessions.end(current_user)
     logout_user()
     response = ("", 204) if wants_json() else see_other(url_for("auth.login"))
     response = make_response(response)

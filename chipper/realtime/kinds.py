@@ -21,6 +21,9 @@ class Kind:
     call: bool = False  # a `call` frame with the event's data, on every page
     raw: bool = False  # only a frame named after the kind, with the event's data as JSON
     stored: bool = True  # kept in the events table and replayed after a reconnect
+    # The streams of the sign-ins listed in data["ids"] end with a `signed-out` frame; the
+    # user's other streams see nothing of it.
+    ends_streams: bool = False
 
 
 KINDS: dict[str, Kind] = {
@@ -38,6 +41,7 @@ KINDS: dict[str, Kind] = {
         Kind("call-updated", call=True),
         Kind("call-ended", call=True),
         Kind("call-signal", raw=True, stored=False),
+        Kind("sessions-ended", conversation=False, stored=False, ends_streams=True),
     )
 }
 

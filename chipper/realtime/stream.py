@@ -17,7 +17,7 @@ from flask import Flask
 from chipper.extensions import db
 from chipper.realtime import store, wire
 from chipper.realtime.hub import RESYNC
-from chipper.realtime.kinds import Envelope
+from chipper.realtime.kinds import KINDS, Envelope
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,18 @@ class Settings:
 class Stream:
     """The frames of one user's stream, from `resume` (or from now) on, as bytes."""
 
-    __slots__ = ("app", "user_id", "fmt", "resume", "latest", "settings", "came", "left", "id")
+    __slots__ = (
+        "app",
+        "user_id",
+        "session",
+        "fmt",
+        "resume",
+        "latest",
+        "settings",
+        "came",
+        "left",
+        "id",
+    )
 
     def __init__(
         self,
@@ -56,9 +67,11 @@ class Stream:
         latest: int,
         came: Callable[[int], None],
         left: Callable[[int], None],
+        session: int | None = None,
     ):
         self.app = app
         self.user_id = user_id
+        self.session = session  # the sign-in it was opened under: ending that ends the stream
         self.fmt = fmt
         self.resume = resume
         self.latest = latest  # the number of the user's latest stored event when it opened
@@ -134,6 +147,10 @@ class Stream:
                 if text:
                     yield text.encode()
                 if not going_on:
+                    return
+            elif KINDS[envelope.kind].ends_streams:
+                if self.session in envelope.data.get("ids", ()):
+                    yield wire.frame("signed-out", "").encode()
                     return
             elif seq is None:  # live only: typing, presence
                 yield wire.frames(envelope, self.user_id, self.fmt, None).encode()

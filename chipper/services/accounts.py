@@ -7,8 +7,8 @@ from sqlalchemy.exc import IntegrityError
 
 from chipper import passwords
 from chipper.extensions import db
-from chipper.models import Message, User
-from chipper.services import Forbidden, Invalid, invites, text
+from chipper.models import LoginSession, Message, User
+from chipper.services import Forbidden, Invalid, invites, sessions, text
 
 EMAIL_TAKEN = "An account with this email already exists."
 REGISTRATION_MODES = ("open", "invite", "closed")
@@ -54,15 +54,19 @@ def validate_registration(name: str, email: str, password: str) -> None:
         raise Invalid(
             "This server takes addresses at " + ", ".join(domains) + " only.", field="email"
         )
+    validate_password(password)
+
+
+def validate_password(password: str, field: str = "password") -> None:
     if len(password) < PASSWORD_MIN:
-        raise Invalid(f"Passwords need at least {PASSWORD_MIN} characters.", field="password")
+        raise Invalid(f"Passwords need at least {PASSWORD_MIN} characters.", field=field)
     if len(password) > PASSWORD_MAX:
-        raise Invalid(f"Passwords are at most {PASSWORD_MAX} characters.", field="password")
+        raise Invalid(f"Passwords are at most {PASSWORD_MAX} characters.", field=field)
     if passwords.is_common(password):
         raise Invalid(
             "That password is one of the most common ones, the first that attackers try. "
             "Choose another.",
-            field="password",
+            field=field,
         )
 
 
@@ -136,6 +140,21 @@ def authenticate(email: str, password: str) -> User | None:
         user.set_password(password)
         db.session.commit()
     return user
+
+
+WRONG_PASSWORD = "That is not your current password."
+
+
+def change_password(user: User, current: str, new: str) -> int:
+    """A new password, the current one first; every other sign-in of the account ends (a
+    stolen cookie with it). Returns how many ended."""
+    matches, _ = user.check_password(current)
+    if not matches:
+        raise Invalid(WRONG_PASSWORD, field="current_password")
+    validate_password(new, field="new_password")
+    user.set_password(new)
+    ended = sessions.mark_ended(user.id, LoginSession.id != (user.session_id or 0))
+    return sessions.finish(user.id, ended)
 
 
 def search_users(query: str, *, exclude_ids: set[int] = frozenset(), limit: int = 50) -> list[User]:

@@ -34,6 +34,7 @@ def show():
         latest=current_user.event_seq,  # read fresh for this request
         came=presence.came_online,
         left=presence.check_later,
+        session=current_user.session_id,  # ending this sign-in ends the stream
     )
     # The stream keeps nothing of the request (no request context, session or User object
     # for hours): that is several KB per open stream.

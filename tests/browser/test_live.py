@@ -264,3 +264,18 @@ def test_presence_shows_who_is_online(browse, make, app):
     assert_no_reload(b)
 
     assert browse.errors == []
+
+
+def test_a_tab_signed_out_from_another_device_goes_to_the_login_page(browse, make):
+    ada, bob = make.user("Ada"), make.user("Bob")
+    chat = make.private(ada, bob)
+    phone = person(browse, make, ada, f"/conversations/{chat}")
+    laptop = person(browse, make, ada, "/account")
+    expect(laptop.get_by_text("this browser")).to_be_visible()
+    laptop.get_by_role("button", name="Sign out everywhere else").click()
+    expect(laptop.get_by_role("status")).to_contain_text("Signed out everywhere else (1)")
+    # The phone's open page hears it at once, without anyone touching it.
+    expect(phone).to_have_url(re.compile(rf"/login\?next=/conversations/{chat}$"))
+    expect(phone.get_by_role("heading", name="Log in")).to_be_visible()
+    laptop.goto("/conversations")
+    expect(laptop.get_by_role("heading", name="Log in")).to_have_count(0)

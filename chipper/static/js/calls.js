@@ -356,6 +356,8 @@
         send: function (type, data) {
           // One at a time, so the other side gets them in the order they were made.
           peer.outbox = peer.outbox.then(function () {
+            // Once we hang up we are no longer in the call: the server would refuse it.
+            if (leaving) return null;
             return post(el.dataset.signalUrl, { to: userId, type: type, data: data });
           }).catch(function (error) { console.warn("signal not sent:", error.message); });
         },

@@ -204,6 +204,10 @@
   }
 
   var wired = new WeakSet();
+  var loggingOut = false;
+  document.addEventListener("submit", function (event) {
+    if (event.target.matches && event.target.matches("form[data-logout]")) loggingOut = true;
+  });
   document.addEventListener("htmx:sseOpen", function (event) {
     var source = event.detail.source;
     if (!source || wired.has(source)) return;
@@ -214,6 +218,12 @@
     });
     // The server could not replay everything this page missed: start afresh.
     source.addEventListener("reload", function () { location.reload(); });
+    // This sign-in was ended (signed out elsewhere, a password change): the next page load
+    // goes to the login page. Logging out here ends it too, and goes there by itself.
+    source.addEventListener("signed-out", function () {
+      source.close();
+      if (!loggingOut) location.reload();
+    });
   });
 
   // Only a page someone is looking at marks messages read.
