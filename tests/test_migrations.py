@@ -25,6 +25,7 @@ TABLES = {
     "push_subscriptions",
     "invites",
     "sessions",
+    "audit_log",
 }
 
 

@@ -1,12 +1,12 @@
 """The admin page: the server's accounts and its invite links. Anyone but an admin gets 404,
 so the page does not tell that it exists."""
 
-from flask import current_app, jsonify, url_for
+from flask import abort, current_app, jsonify, url_for
 from flask_login import current_user, login_required
 
 from chipper.admin import bp
 from chipper.models import iso, utcnow
-from chipper.services import Invalid, accounts, invites
+from chipper.services import Invalid, accounts, admin, invites
 from chipper.web import form_value, page, see_other, wants_json
 
 
@@ -36,7 +36,12 @@ def invite_json(invite) -> dict:
 def _page(status: int = 200, **context):
     context.setdefault("values", {"uses": 1, "days": 7})
     context.setdefault("errors", {})
-    context.update(people=accounts.directory(), invites=invites.list_invites(), now=utcnow())
+    context.update(
+        people=accounts.directory(),
+        invites=invites.list_invites(),
+        audit=admin.recent_audit(),
+        now=utcnow(),
+    )
     return page("admin/index.html", status=status, **context)
 
 
@@ -69,3 +74,21 @@ def revoke_invite(invite_id: int):
     if wants_json():
         return jsonify(invite=invite_json(invite))
     return see_other(url_for("admin.index") + "#invites")
+
+
+ACCOUNT_ACTIONS = {
+    "deactivate": lambda actor, user_id: admin.deactivate(actor, user_id),
+    "reactivate": lambda actor, user_id: admin.reactivate(actor, user_id),
+    "make-admin": lambda actor, user_id: admin.set_admin(actor, user_id, True),
+    "remove-admin": lambda actor, user_id: admin.set_admin(actor, user_id, False),
+}
+
+
+@bp.post("/users/<int:user_id>/<action>")
+def account_action(user_id: int, action: str):
+    if action not in ACCOUNT_ACTIONS:
+        abort(404)
+    user = ACCOUNT_ACTIONS[action](current_user, user_id)
+    if wants_json():
+        return jsonify(user={**user.to_json(), "is_admin": user.is_admin, "active": user.is_active})
+    return see_other(url_for("admin.index") + "#people")

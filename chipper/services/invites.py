@@ -12,7 +12,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from chipper.extensions import db
-from chipper.models import Invite, User, utcnow
+from chipper.models import AuditEntry, Invite, User, utcnow
 from chipper.services import Forbidden, Invalid, NotFound, text
 
 NOTE_MAX = 200
@@ -66,6 +66,12 @@ def create_invite(admin: User | None, *, uses=1, days=7, note: str = "") -> NewI
         expires_at=utcnow() + timedelta(days=days) if days else None,
     )
     db.session.add(invite)
+    detail = f"for {uses or 'any number of'} people, {days or 'no'} days" + (
+        f": {note}" if note else ""
+    )
+    db.session.add(
+        AuditEntry(actor_id=invite.created_by, action="made an invite", detail=detail[:200])
+    )
     db.session.commit()
     return NewInvite(invite, token)
 
@@ -77,6 +83,8 @@ def revoke_invite(admin: User, invite_id: int) -> Invite:
         raise NotFound("There is no such invite link.")
     if invite.revoked_at is None:
         invite.revoked_at = utcnow()
+        detail = invite.note or f"made {invite.created_at:%Y-%m-%d}"
+        db.session.add(AuditEntry(actor_id=admin.id, action="withdrew an invite", detail=detail))
         db.session.commit()
     return invite
 
