@@ -16,7 +16,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
 
-    from chipper import cli, db_setup, filters, jobs, realtime, streams, web
+    from chipper import cli, db_setup, filters, jobs, limits, realtime, streams, web
     from chipper.extensions import csrf, db, login_manager, migrate
 
     db.init_app(app)
@@ -26,6 +26,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     # Batch mode lets the same migrations alter tables on SQLite, which has little ALTER TABLE.
     migrate.init_app(app, db, directory=migrations, render_as_batch=True, compare_type=True)
     csrf.init_app(app)
+    limits.init_app(app)
     login_manager.init_app(app)
     web.init_app(app)
     filters.init_app(app)

@@ -41,6 +41,18 @@ def _flag(name: str) -> bool:
 
 VAPID_KEY_FILE = "vapid_private.pem"
 
+LIMITS = {
+    # Per address, and per account for sign-in (guessing one password from many places).
+    "LIMIT_LOGIN": "10 per minute;100 per hour",
+    "LIMIT_REGISTER": "10 per minute;100 per hour",
+    # Per signed-in user.
+    "LIMIT_SEND": "60 per minute;1000 per hour",
+    "LIMIT_UPLOAD": "20 per minute;200 per hour",
+    "LIMIT_TYPING": "60 per minute",
+    "LIMIT_CALL_START": "10 per minute;60 per hour",
+    "LIMIT_CALL_SIGNAL": "1200 per minute",
+}
+
 # Bytes a message form needs besides its attachment (5,000 characters of text, the token...).
 FORM_ROOM = 256 * 1024
 
@@ -79,6 +91,11 @@ class Config:
         self.PASSWORD_HASH_TIME = int(os.environ.get("PASSWORD_HASH_TIME", 2))
         self.PASSWORD_HASH_MEMORY_KIB = int(os.environ.get("PASSWORD_HASH_MEMORY_KIB", 19456))
         self.PASSWORD_HASH_PARALLELISM = int(os.environ.get("PASSWORD_HASH_PARALLELISM", 1))
+        # Abuse limits (chipper/limits.py), each "N per minute;M per hour". RATELIMIT_ENABLED=0
+        # switches them off.
+        self.RATELIMIT_ENABLED = os.environ.get("RATELIMIT_ENABLED", "1").strip() != "0"
+        for name, default in LIMITS.items():
+            setattr(self, name, os.environ.get(name, default))
         # Who may make an account: "open" (anyone who reaches the server), "invite" (with an
         # admin's invite link) or "closed". The first account, the admin, can always be made
         # from this machine or with the setup link the server logs until it exists.

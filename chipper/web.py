@@ -2,6 +2,7 @@
 
 import io
 import json
+import math
 from urllib.parse import parse_qs, urlsplit
 
 from flask import Flask, jsonify, make_response, redirect, render_template, request
@@ -188,6 +189,14 @@ class SecureCookies:
         return self.app(environ, secure_start)
 
 
+def _too_many() -> str:
+    from chipper.limits import retry_after
+
+    seconds = retry_after()
+    when = f"{seconds} seconds" if seconds < 120 else f"{math.ceil(seconds / 60)} minutes"
+    return f"That was too many in a short time. Try again in {when}."
+
+
 def init_app(app: Flask) -> None:
     app.wsgi_app = SecureCookies(MethodOverride(app.wsgi_app))
     if proxies := app.config.get("TRUSTED_PROXIES", 0):
@@ -218,16 +227,22 @@ def init_app(app: Flask) -> None:
         message = error.description
         if isinstance(error, CSRFError):
             message = "Your form expired or came from another site. Reload the page and try again."
+        if error.code == 429:
+            message = _too_many()
         # Keep headers the error carries, such as Allow on a 405.
         headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
         if wants_json():
             body, status = json_error(message, error.code)
             return body, status, headers
+        if is_htmx() and error.code == 429:
+            # A small piece for the page's error slot, not a whole page.
+            fragment = render_template("_too_many.html", message=message)
+            return fragment, error.code, headers
         return (
             render_template("error.html", message=message, status=error.code),
             error.code,
             headers,
         )
 
-    for code in (400, 403, 404, 405, 413, 415):
+    for code in (400, 403, 404, 405, 413, 415, 429):
         app.register_error_handler(code, http_error)

@@ -133,6 +133,8 @@ def _test_config(database_url: str, instance) -> dict:
         # A cheap hash for the many users tests make: the real one costs ~40 ms per user and
         # login. tests/test_auth.py checks the real defaults.
         **CHEAP_PASSWORD_HASH,
+        # Tests make many requests quickly; tests/test_limits.py turns the limits on.
+        "RATELIMIT_ENABLED": False,
         # Most tests make several accounts; tests of who may join set it themselves.
         "REGISTRATION": "open",
     }

@@ -137,6 +137,7 @@ class Server:
             "PRESENCE_OFFLINE_GRACE": "1.5",
             "REGISTRATION": "open",
             "PASSWORD_HASH_TIME": "1",
+            "RATELIMIT_ENABLED": "0",
             "PASSWORD_HASH_MEMORY_KIB": "8",
             "ACCESS_LOG": "-",
             "PYTHONUNBUFFERED": "1",

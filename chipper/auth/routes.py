@@ -10,6 +10,7 @@ from flask_wtf.csrf import generate_csrf
 
 from chipper.auth import bp
 from chipper.extensions import login_manager
+from chipper.limits import configured, limiter, per_account
 from chipper.models import User
 from chipper.push import SESSION_KEY
 from chipper.services import Forbidden, Invalid, sessions
@@ -93,6 +94,7 @@ def _register_page(invite: str, setup: str, values: dict, errors: dict, status: 
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@limiter.limit(configured("LIMIT_REGISTER"), methods=["POST"])
 def register():
     if current_user.is_authenticated and request.method == "GET":
         return see_other(url_for("conversations.index"))
@@ -124,6 +126,8 @@ def _joining() -> dict:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(configured("LIMIT_LOGIN"), methods=["POST"])
+@limiter.limit(configured("LIMIT_LOGIN"), methods=["POST"], key_func=per_account)
 def login():
     if request.method == "GET":
         if wants_json():

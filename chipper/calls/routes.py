@@ -8,6 +8,7 @@ from flask import current_app, jsonify, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from chipper.calls import bp
+from chipper.limits import configured, limiter, per_user
 from chipper.models import Call, iso, utcnow
 from chipper.services import calls
 from chipper.services.conversations import conversation_for
@@ -21,6 +22,7 @@ def require_login():
 
 
 @bp.post("/conversations/<int:conversation_id>/calls")
+@limiter.limit(configured("LIMIT_CALL_START"), key_func=per_user)
 def create(conversation_id: int):
     conversation = conversation_for(current_user, conversation_id, members=False)
     # API clients are told a call is already live (409); browsers join it.
@@ -69,6 +71,7 @@ def screen(call_id: int):
 
 
 @bp.post("/calls/<int:call_id>/signal")
+@limiter.limit(configured("LIMIT_CALL_SIGNAL"), key_func=per_user)
 def signal(call_id: int):
     calls.signal(current_user, call_id, request.get_json(silent=True))
     return "", 204

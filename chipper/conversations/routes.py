@@ -10,6 +10,7 @@ from chipper.conversations.views import (
     header_fragment,
     summary_json,
 )
+from chipper.limits import configured, limiter, per_user
 from chipper.services import Invalid, push
 from chipper.services import conversations as svc
 from chipper.services.accounts import search_users, users_by_ids
@@ -106,6 +107,7 @@ def read(conversation_id: int):
 
 
 @bp.post("/conversations/<int:conversation_id>/typing")
+@limiter.limit(configured("LIMIT_TYPING"), key_func=per_user)
 def typing(conversation_id: int):
     svc.signal_typing(current_user, svc.conversation_for(current_user, conversation_id))
     return "", 204

@@ -4,6 +4,7 @@ from flask import jsonify, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from chipper.conversations.views import conversation_page
+from chipper.limits import configured, limiter, per_user
 from chipper.media import too_large_message
 from chipper.messages import bp
 from chipper.models import Conversation
@@ -20,6 +21,13 @@ def require_login():
 
 
 @bp.post("/conversations/<int:conversation_id>/messages")
+@limiter.limit(configured("LIMIT_SEND"), key_func=per_user)
+@limiter.limit(
+    configured("LIMIT_UPLOAD"),
+    key_func=per_user,
+    scope="upload",
+    exempt_when=lambda: not request.files,
+)
 def create(conversation_id: int):
     # Sending needs the member ids only, not every participant and user.
     membership = membership_for(current_user, conversation_id)
