@@ -638,6 +638,7 @@ class Bench:
         from chipper import create_app
         from chipper.extensions import db
         from chipper.models import Conversation, Message, Participant, User
+        from chipper.services import sessions
 
         self.db_url = self.database_url()
         app = create_app(
@@ -700,7 +701,8 @@ class Bench:
                     # The request context shares the outer app context and so its `g`, where
                     # Flask-WTF caches the token: forget the previous user's.
                     g.pop("csrf_token", None)
-                    login_user(users[uid])
+                    # A sign-in row each, as a real login makes (its token is the session's).
+                    login_user(sessions.start(users[uid], USER_AGENT))
                     self.csrf.append(generate_csrf())
                     self.cookies.append(serializer.dumps(dict(session)))
             self.dialect = db.engine.dialect.name
@@ -726,6 +728,8 @@ class Bench:
             DATABASE_URL=self.db_url,
             SECRET_KEY=self.secret_key,
             UPLOAD_FOLDER=str(self.tmp / "uploads"),
+            # The bench floods on purpose.
+            RATELIMIT_ENABLED="0",
         )
         if self.args.heartbeat:
             env["STREAM_HEARTBEAT"] = str(self.args.heartbeat)
