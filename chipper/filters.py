@@ -1,5 +1,6 @@
 """Jinja filters for names and times. Times are stored and shown in UTC."""
 
+import secrets
 from datetime import datetime, timedelta
 
 from flask import Flask
@@ -89,6 +90,7 @@ def init_app(app: Flask) -> None:
     for f in (initials, clock, full_time, day_label, when, file_size, browser_name):
         app.add_template_filter(f)
     app.add_template_filter(iso, "isotime")
+    app.add_template_global(lambda: secrets.token_urlsafe(16), "new_client_key")
 
     @app.context_processor
     def navigation():

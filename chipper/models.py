@@ -138,6 +138,8 @@ class Message(Timestamps, db.Model):
     __table_args__ = (
         sa.Index("ix_messages_conversation_id_id", "conversation_id", "id"),
         sa.Index("ix_messages_conversation_id_created_at", "conversation_id", "created_at"),
+        # The same composer key twice from one user is one message (NULLs never collide).
+        sa.UniqueConstraint("user_id", "client_key", name="uq_messages_user_id_client_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -145,6 +147,11 @@ class Message(Timestamps, db.Model):
         sa.ForeignKey("conversations.id", ondelete="CASCADE")
     )
     user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    # Made when the composer was rendered (or an API client's Idempotency-Key): a send
+    # retried, double-clicked or replayed after being offline finds the first message.
+    client_key: Mapped[str | None] = mapped_column(sa.String(64))
+    # Not a column: set on a message found again by its client key (the send was a repeat).
+    replayed = False
     body: Mapped[str] = mapped_column(sa.Text, default="")
     type: Mapped[str] = mapped_column(sa.String(10), default="text")
     file_path: Mapped[str | None] = mapped_column(sa.String(255))

@@ -33,12 +33,16 @@ def create(conversation_id: int):
     membership = membership_for(current_user, conversation_id)
     conversation = membership.conversation
     body = form_value("body")
+    # The composer's hidden field, or an API client's header.
+    key = form_value("client_key") or request.headers.get("Idempotency-Key", "").strip()
     try:
-        message = send_message(current_user, membership, body, uploaded_file())
+        message = send_message(current_user, membership, body, uploaded_file(), client_key=key)
     except ServiceError as error:
         return refused(conversation, body, error)
     if wants_json():
-        return jsonify(message.to_json()), 201
+        # A repeat gets the first answer again, marked as one.
+        headers = {"Idempotent-Replayed": "true"} if message.replayed else {}
+        return jsonify(message.to_json()), 201, headers
     if is_htmx():
         # The new message for the timeline, and an empty composer swapped in out of band.
         return render_template(

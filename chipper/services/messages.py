@@ -1,11 +1,13 @@
 """Messages: reading a page of history, sending, deleting."""
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -13,7 +15,7 @@ from chipper import media
 from chipper.extensions import db
 from chipper.models import Attachment, Conversation, Message, Participant, User, utcnow
 from chipper.realtime import events
-from chipper.services import Forbidden, Invalid, NotFound, push, text
+from chipper.services import Conflict, Forbidden, Invalid, NotFound, push, text
 from chipper.services.conversations import Membership, conversation_for, member_ids, touch
 
 
@@ -76,19 +78,34 @@ def send_message(
     upload: Upload | None = None,
     *,
     stored: media.StoredFile | None = None,
+    client_key: str | None = None,
 ) -> Message:
     """A text message, or a file with an optional caption. The file is checked and stored
     first (or was, when it comes `stored` already: a shared file); if anything after that
-    fails, it is removed again."""
+    fails, it is removed again. A `client_key` this user sent before answers with that first
+    message: nothing is stored, published or pushed again (`message.replayed` says so)."""
     conversation = membership.conversation
+    client_key = check_client_key(client_key)
+    if client_key and (first := _sent_with(user, client_key)) is not None:
+        if first.conversation_id != conversation.id:
+            raise Conflict("This client key was used for a message elsewhere.", field="client_key")
+        return first
     body = clean_body(body, required=upload is None and stored is None)
     if upload:
         stored = media.store(upload.stream, upload.filename)
     try:
-        message = insert_message(conversation, user.id, body, stored=stored)
+        message = insert_message(conversation, user.id, body, stored=stored, client_key=client_key)
         _read_up_to(user, conversation, message.created_at)
         event = _message_event("message-created", message, membership.member_ids)
         db.session.commit()
+    except IntegrityError:
+        # The same key raced in from another request (a double click): the first one won.
+        db.session.rollback()
+        if stored:
+            media.discard(stored.names)
+        if client_key and (first := _sent_with(user, client_key)) is not None:
+            return first
+        raise
     except BaseException:
         db.session.rollback()
         if stored:
@@ -96,6 +113,28 @@ def send_message(
         raise
     events.publish(event)
     push.notify_message(message)
+    return message
+
+
+CLIENT_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
+
+
+def check_client_key(key: str | None) -> str | None:
+    if not key:
+        return None
+    if not CLIENT_KEY.fullmatch(key):
+        raise Invalid("A client key is 8 to 64 letters, digits, - or _.", field="client_key")
+    return key
+
+
+def _sent_with(user: User, client_key: str) -> Message | None:
+    message = db.session.scalar(
+        sa.select(Message)
+        .where(Message.user_id == user.id, Message.client_key == client_key)
+        .options(selectinload(Message.attachment))
+    )
+    if message is not None:
+        message.replayed = True
     return message
 
 
@@ -107,6 +146,7 @@ def insert_message(
     stored: media.StoredFile | None = None,
     call_id: int | None = None,
     at: datetime | None = None,
+    client_key: str | None = None,
 ) -> Message:
     """The one way an entry goes into a timeline: a sent message, a shared file and a finished
     call's line all come through here. Inserts it (with its attachment, if any) and moves the
@@ -119,6 +159,7 @@ def insert_message(
         "type": "call" if call_id is not None else stored.kind if stored else "text",
         "file_path": None,
         "call_id": call_id,
+        "client_key": client_key,
         "deleted_at": None,
         "created_at": now,
         "updated_at": now,
