@@ -9,6 +9,7 @@ its own transaction fails (`discard()`). Imports run one way: services -> media 
 from __future__ import annotations
 
 import os
+import threading
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,7 +94,9 @@ def store(stream: BinaryIO, filename: str | None) -> StoredFile:
             with open(raw, "rb") as f:
                 kind, content_type, extension = sniff.detect(f, os.path.getsize(raw))
             if kind == "image":
-                picture = images.decode(raw, content_type, config["IMAGE_MAX_PIXELS"])
+                picture = images.decode(
+                    raw, content_type, config["IMAGE_MAX_PIXELS"], config["IMAGE_MAX_SIDE"]
+                )
                 name = files.save(extension, picture.write)
                 written.append(name)
                 side = config["THUMBNAIL_SIZE"]
@@ -122,7 +125,21 @@ def store(stream: BinaryIO, filename: str | None) -> StoredFile:
         finally:
             files.remove_temporary(raw)
 
-    return _off_the_event_loop(check_and_write)
+    # At most IMAGE_DECODE_CONCURRENCY uploads are checked and decoded at once in a process
+    # (a 50-megapixel photo takes 200 MB while it decodes); the others wait their turn.
+    with _decoding(current_app):
+        return _off_the_event_loop(check_and_write)
+
+
+def _decoding(app) -> threading.BoundedSemaphore:
+    # Made on first use, in the worker, so it is gevent's semaphore under gevent workers
+    # (waiting greenlets yield) and a thread semaphore otherwise.
+    key = "chipper.media.decoding"
+    if key not in app.extensions:
+        app.extensions.setdefault(
+            key, threading.BoundedSemaphore(app.config["IMAGE_DECODE_CONCURRENCY"])
+        )
+    return app.extensions[key]
 
 
 def _off_the_event_loop(work: Callable[[], StoredFile]) -> StoredFile:

@@ -49,14 +49,20 @@ class Picture:
         first.save(out, format=self.fmt, **options)
 
     def write_thumbnail(self, out: BinaryIO, side: int) -> None:
-        thumbnail = self.frames[0].convert("RGBA")
-        thumbnail.thumbnail((side, side))
+        # Made small first, then converted: no full-size copy of the photo.
+        first = self.frames[0]
+        if max(first.size) > side:
+            first = ImageOps.contain(first, (side, side))
+        thumbnail = first.convert("RGBA")
         thumbnail.save(out, format="WEBP", quality=80)
 
 
-def decode(path: str, content_type: str, max_pixels: int) -> Picture:
+def decode(path: str, content_type: str, max_pixels: int, max_side: int = 0) -> Picture:
     """Decodes every frame of the photo at `path`, or raises Damaged (broken, or more than
-    `max_pixels` in all its frames)."""
+    `max_pixels` in all its frames). A still photo longer than `max_side` on either side is
+    kept at that size: a JPEG is decoded at a fraction of its size straight away (the
+    decoder's DCT scaling), other formats are shrunk once decoded, so a big photo's full-size
+    copy does not outlive the decode."""
     fmt = PILLOW_FORMATS[content_type]
     try:
         with warnings.catch_warnings():
@@ -76,8 +82,19 @@ def decode(path: str, content_type: str, max_pixels: int) -> Picture:
                     # Animations: every frame decodes and is kept (GIF carries no orientation).
                     clean = [frame.copy() for frame in ImageSequence.Iterator(image)]
                 else:
+                    if max_side and fmt == "JPEG":
+                        image.draft(image.mode, (max_side, max_side))
                     image.load()
-                    clean = [ImageOps.exif_transpose(image)]
+                    # Shrunk (a new, small image) before it is turned upright, so the
+                    # full-size decode is the only full-size copy there ever is.
+                    if max_side and max(image.size) > max_side:
+                        kept = ImageOps.contain(
+                            image, (max_side, max_side), Image.Resampling.LANCZOS
+                        )
+                        kept.info = dict(image.info)
+                    else:
+                        kept = image.copy()
+                    clean = [ImageOps.exif_transpose(kept, in_place=True) or kept]
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise Damaged(
             f"Images can be at most {max_pixels // 1_000_000} megapixels; this one is larger.",
