@@ -570,7 +570,7 @@ def signal(tab, call_id: int, **body):
     return tab.post(f"/calls/{call_id}/signal", json=body, headers=JSON)
 
 
-# What calls.js sends: RTCSessionDescription.toJSON() and RTCIceCandidate.toJSON() as
+# What js/calls/mesh.js sends: RTCSessionDescription.toJSON() and RTCIceCandidate.toJSON() as
 # Chromium makes them, and its media state.
 OFFER = {"type": "offer", "sdp": "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\n"}
 ANSWER = {"type": "answer", "sdp": "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\n"}
@@ -882,6 +882,31 @@ def test_every_page_shows_a_call_ringing_for_you(make, client, bob_client, chat,
     response = bob_client.submit("/conversations", f"/calls/{call_id}/answer", {})
     assert response.headers["Location"] == f"/calls/{call_id}"
     assert f'id="ringing-{call_id}"' not in text(bob_client.get("/conversations"))
+
+
+def test_the_ringing_boxes_come_from_the_server_for_the_page_to_place(
+    app, client, bob_client, login_client, chat, cara
+):
+    # What the page fetches when the stream says a call rings: the same boxes, with this
+    # viewer's CSRF token in their forms, never cached.
+    assert text(bob_client.get("/calls/ringing")).strip() == ""
+    call_id = ring(client, chat, "video")
+    response = bob_client.get("/calls/ringing")
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    html = text(response)
+    assert f'id="ringing-{call_id}"' in html
+    assert "<strong>Ada</strong> is calling you: video call" in html
+    assert f'action="/calls/{call_id}/answer"' in html and 'name="csrf_token"' in html
+    # It rings until the server's time says so.
+    assert re.search(r'data-rings-until="[0-9T:.-]+(Z|\+00:00)"', html)
+    body = bob_client.get("/calls/ringing", headers=JSON).get_json()
+    assert [c["id"] for c in body["calls"]] == [call_id]
+    # Not for the caller, nor for someone outside the conversation, nor once answered.
+    assert "ringing-" not in text(client.get("/calls/ringing"))
+    assert "ringing-" not in text(login_client(cara).get("/calls/ringing"))
+    act(bob_client, call_id, "answer")
+    assert "ringing-" not in text(bob_client.get("/calls/ringing"))
 
 
 def test_a_group_call_says_where_it_rings(make, client, login_client, ada, bob, cara):

@@ -129,6 +129,25 @@ def test_service_worker_precaches_the_shell_and_leaves_private_paths_alone(clien
     assert settings["never"] == ["/stream", "/attachments/", "/sw.js"]
 
 
+def test_the_call_modules_and_everything_they_import_are_precached(client, ada):
+    # js/calls/main.js is a module: the browser fetches what it imports, which no page names,
+    # so offline it works only if each import is in the shell too.
+    precache = worker_settings(client)["precache"]
+    html = text(client.get("/conversations"))
+    entry = "/static/js/calls/main.js"
+    assert f'<script src="{entry}" type="module">' in html
+    seen, todo = set(), [entry]
+    while todo:
+        path = todo.pop()
+        seen.add(path)
+        assert path in precache, path
+        source = text(fetch(client, path))
+        for name in re.findall(r'^import .* from "\./([a-z]+\.js)";$', source, re.M):
+            if f"/static/js/calls/{name}" not in seen:
+                todo.append(f"/static/js/calls/{name}")
+    assert len(seen) >= 5  # main, common, ringing, room, media, mesh: one job each
+
+
 def test_the_worker_version_follows_the_shell_files(app, client, tmp_path):
     first = worker_settings(client)["version"]
     copy = tmp_path / "static"

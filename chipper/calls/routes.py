@@ -62,6 +62,20 @@ def show(call_id: int):
     )
 
 
+@bp.get("/calls/ringing")
+def ringing():
+    """The calls ringing for the viewer now: the boxes every page shows. js/calls/ringing.js
+    asks for them when the stream says one rings (each carries the viewer's CSRF token)."""
+    ringing_calls = calls.ringing_for(current_user)
+    if wants_json():
+        return jsonify(calls=[call.to_json() for call in ringing_calls])
+    response = current_app.make_response(
+        render_template("calls/_ringing_list.html", calls=ringing_calls)
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 # The verbs check who may act before what was sent: an outsider gets 404 whatever the body.
 
 

@@ -12,7 +12,7 @@ from chipper.services import Invalid
 # camera and screen are on, so the others can show it at once.
 SIGNAL_TYPES = ("offer", "answer", "candidate", "media")
 
-# What each kind of signal carries: what calls.js sends (RTCSessionDescription.toJSON(),
+# What each kind of signal carries: what js/calls/mesh.js sends (RTCSessionDescription.toJSON(),
 # RTCIceCandidate.toJSON(), its own media state), so the other browser is handed nothing
 # that its RTCPeerConnection or the call page would trip over.
 SIGNAL_SHAPES = {
@@ -84,7 +84,7 @@ def sharing(value) -> bool:
 
 def check(body) -> tuple:
     """The signal's (to, type, data), or Invalid (naming the field) for a body that is not a
-    signal calls.js would send."""
+    signal js/calls/mesh.js would send."""
     if not isinstance(body, dict):
         raise Invalid("Send the signal as a JSON object.")
     to, signal_type, data = body.get("to"), body.get("type"), body.get("data")
