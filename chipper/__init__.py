@@ -60,12 +60,11 @@ def create_app(test_config: dict | None = None) -> Flask:
 def _periodic_jobs(app: Flask) -> None:
     from chipper import media
     from chipper.jobs import scheduler_of
-    from chipper.realtime import store
-    from chipper.services import shares
+    from chipper.services import settings, shares
     from chipper.services.calls import ringing
 
     scheduler = scheduler_of(app)
-    scheduler.every(app.config["EVENT_PRUNE_INTERVAL"], store.prune)
+    scheduler.every(app.config["EVENT_PRUNE_INTERVAL"], settings.prune_events)
     scheduler.every(app.config["UPLOAD_SWEEP_INTERVAL"], media.sweep_partials)
     scheduler.every(app.config["UPLOAD_SWEEP_INTERVAL"], shares.sweep)
     scheduler.every(app.config["CALL_SWEEP_INTERVAL"], ringing.sweep)

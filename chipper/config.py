@@ -81,7 +81,9 @@ class Config:
         # Seconds after someone's last stream closes before they are shown offline (moving
         # between pages closes one stream and opens another).
         self.PRESENCE_OFFLINE_GRACE = float(os.environ.get("PRESENCE_OFFLINE_GRACE", 4.0))
-        # Seconds between the scheduler's sweeps of old events (see EVENT_RETENTION_DAYS).
+        # Days an event is kept for a returning tab's replay (an admin may change it on the
+        # admin page), and seconds between the scheduler's sweeps of older ones.
+        self.EVENT_RETENTION_DAYS = int(os.environ.get("EVENT_RETENTION_DAYS", 7))
         self.EVENT_PRUNE_INTERVAL = float(os.environ.get("EVENT_PRUNE_INTERVAL", 3600))
         # Seconds between sweeps of uploads a crash cut off and of shares nobody sent.
         self.UPLOAD_SWEEP_INTERVAL = float(os.environ.get("UPLOAD_SWEEP_INTERVAL", 60))
@@ -148,7 +150,6 @@ class Config:
     # Redis connections per process (pub/sub, publishing, presence): requests and streams
     # take turns on these.
     REDIS_POOL_SIZE = 20
-    EVENT_RETENTION_DAYS = 7
     MESSAGES_PER_PAGE = 50
     MESSAGE_MAX_LENGTH = 5000
     # Larger images are refused before they are decoded (decompression bombs); an animation's

@@ -553,3 +553,14 @@ class AuditEntry(db.Model):
 
     actor: Mapped[User | None] = relationship(foreign_keys=[actor_id])
     target: Mapped[User | None] = relationship(foreign_keys=[target_id])
+
+
+class Setting(db.Model):
+    """A setting an admin changed on the admin page, overriding the server's configuration
+    (chipper/services/settings.py lists which ones may be changed at run time)."""
+
+    __tablename__ = "settings"
+
+    name: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.String(200))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -94,4 +94,4 @@ def test_an_interval_must_be_positive(app):
 
 def test_periodic_jobs_are_named_by_module_and_function(app):
     names = {name_of(job) for _, job in scheduler_of(app)._periodic}
-    assert "chipper.realtime.store.prune" in names
+    assert "chipper.services.settings.prune_events" in names

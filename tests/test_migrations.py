@@ -25,6 +25,7 @@ TABLES = {
     "push_subscriptions",
     "invites",
     "sessions",
+    "settings",
     "audit_log",
 }
 

@@ -6,7 +6,7 @@ from flask_login import current_user, login_required
 
 from chipper.admin import bp
 from chipper.models import iso, utcnow
-from chipper.services import Invalid, accounts, admin, invites
+from chipper.services import Invalid, accounts, admin, invites, settings
 from chipper.web import form_value, page, see_other, wants_json
 
 
@@ -36,8 +36,14 @@ def invite_json(invite) -> dict:
 def _page(status: int = 200, **context):
     context.setdefault("values", {"uses": 1, "days": 7})
     context.setdefault("errors", {})
+    context.setdefault("setting_errors", {})
+    people = accounts.directory()
+    presence = current_app.extensions["chipper.realtime"].presence
     context.update(
-        people=accounts.directory(),
+        people=people,
+        online=presence.online([person.id for person, _, _ in people]),
+        settings=settings.current(),
+        configured={name: settings.configured(name) for name in settings.SETTINGS},
         invites=invites.list_invites(),
         audit=admin.recent_audit(),
         now=utcnow(),
@@ -48,8 +54,24 @@ def _page(status: int = 200, **context):
 @bp.get("")
 def index():
     if wants_json():
-        return jsonify(invites=[invite_json(i) for i in invites.list_invites()])
+        return jsonify(
+            invites=[invite_json(i) for i in invites.list_invites()], settings=settings.current()
+        )
     return _page()
+
+
+@bp.post("/settings")
+def change_settings():
+    values = {name: form_value(name) for name in settings.SETTINGS}
+    try:
+        now = settings.change(current_user, values)
+    except Invalid as error:
+        if wants_json():
+            return jsonify(error=error.message, field=error.field), 422
+        return _page(422, setting_errors={error.field: error.message}, tried=values)
+    if wants_json():
+        return jsonify(settings=now)
+    return see_other(url_for("admin.index") + "#settings")
 
 
 @bp.post("/invites")

@@ -123,11 +123,13 @@ def _take_seqs(counts: Counter) -> dict[int, list[int]]:
     return {uid: list(range(top - counts[uid] + 1, top + 1)) for uid, top in rows}
 
 
-def prune() -> int:
+def prune(days: float | None = None) -> int:
     """Drops events too old to be worth replaying (a scheduled job, every
-    EVENT_PRUNE_INTERVAL): a tab away longer than EVENT_RETENTION_DAYS reloads instead.
-    Their recipient rows go with them (ON DELETE CASCADE). Returns how many went."""
-    days = current_app.config["EVENT_RETENTION_DAYS"]
+    EVENT_PRUNE_INTERVAL, asked by services.settings with the admin's retention): a tab away
+    longer than `days` (EVENT_RETENTION_DAYS by default) reloads instead. Their recipient
+    rows go with them (ON DELETE CASCADE). Returns how many went."""
+    if days is None:
+        days = current_app.config["EVENT_RETENTION_DAYS"]
     cutoff = utcnow() - timedelta(days=days)
     result = db.session.execute(sa.delete(Event).where(Event.created_at < cutoff))
     db.session.commit()

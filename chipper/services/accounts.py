@@ -1,5 +1,7 @@
 """Accounts: who may register, registration and sign-in checks."""
 
+from datetime import datetime
+
 import email_validator
 import sqlalchemy as sa
 from flask import current_app
@@ -8,10 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from chipper import passwords
 from chipper.extensions import db
 from chipper.models import LoginSession, Message, User
-from chipper.services import Forbidden, Invalid, invites, sessions, text
+from chipper.services import Forbidden, Invalid, invites, sessions, settings, text
 
 EMAIL_TAKEN = "An account with this email already exists."
-REGISTRATION_MODES = ("open", "invite", "closed")
 FIRST_ACCOUNT = (
     "This server has no accounts yet. Its first account, the admin, is made from the server "
     "itself: open this page on that machine, open the setup link the server has written to its "
@@ -75,8 +76,8 @@ def has_accounts() -> bool:
 
 
 def registration_mode() -> str:
-    mode = current_app.config.get("REGISTRATION", "invite")
-    return mode if mode in REGISTRATION_MODES else "invite"
+    """open, invite or closed: an admin's choice on the admin page, else the configuration."""
+    return settings.value("registration")
 
 
 def refusal(invite_token: str = "", *, trusted: bool = False) -> str | None:
@@ -174,19 +175,34 @@ def search_users(query: str, *, exclude_ids: set[int] = frozenset(), limit: int 
     return list(db.session.scalars(stmt))
 
 
-def directory() -> list[tuple[User, int]]:
-    """Every account with the number of messages it has sent, by name, for the admin page."""
+def directory() -> list[tuple[User, int, datetime | None]]:
+    """Every account, by name, for the admin page: with the number of messages it has sent
+    and when it was last active (its newest message or sign-in; whether it is online now is
+    the stream's to say)."""
     sent = (
-        sa.select(Message.user_id, sa.func.count(Message.id).label("sent"))
+        sa.select(
+            Message.user_id,
+            sa.func.count(Message.id).label("sent"),
+            sa.func.max(Message.created_at).label("last"),
+        )
         .group_by(Message.user_id)
         .subquery()
     )
+    signed_in = (
+        sa.select(LoginSession.user_id, sa.func.max(LoginSession.created_at).label("last"))
+        .group_by(LoginSession.user_id)
+        .subquery()
+    )
     stmt = (
-        sa.select(User, sa.func.coalesce(sent.c.sent, 0))
+        sa.select(User, sa.func.coalesce(sent.c.sent, 0), sent.c.last, signed_in.c.last)
         .outerjoin(sent, sent.c.user_id == User.id)
+        .outerjoin(signed_in, signed_in.c.user_id == User.id)
         .order_by(sa.func.lower(User.name), User.id)
     )
-    return [(user, count) for user, count in db.session.execute(stmt)]
+    return [
+        (user, count, max((t for t in (wrote, came) if t is not None), default=None))
+        for user, count, wrote, came in db.session.execute(stmt)
+    ]
 
 
 def users_by_ids(ids: list[int]) -> list[User]:
