@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from chipper.models import Attachment, EventRecipient, Message
+from chipper.models import Attachment, EventRecipient, Message, User
 from tests.conftest import HTMX, JSON, text
 from tests.realtime_support import (
     Visitor,
@@ -91,7 +91,9 @@ def test_a_worker_killed_mid_sends_loses_no_acknowledged_message(make, sql, visi
     wait_for_workers(server, 2)
     senders = [visit(ada, server) for _ in range(SENDERS)]
     receiver = visit(bob, server)
-    page = receiver.stream()
+    # As a page does: its stream starts from the position the page was rendered at.
+    opened_at = {"last_event_id": sql.scalar(sa.select(User.event_seq).where(User.id == bob))}
+    page = receiver.stream(params=opened_at)
     victim = worker_serving(server, page)
 
     killed = threading.Event()
@@ -123,17 +125,21 @@ def test_a_worker_killed_mid_sends_loses_no_acknowledged_message(make, sql, visi
     ]
     for thread in threads:
         thread.start()
-    for _ in range(KILL_AFTER):
-        assert acknowledged.acquire(timeout=15), answers
-    os.kill(victim, signal.SIGKILL)
-    killed.set()
+    try:
+        for _ in range(KILL_AFTER):
+            assert acknowledged.acquire(timeout=15), answers
+        os.kill(victim, signal.SIGKILL)
+        killed.set()
 
-    # As EventSource does: the connection dropped, so reconnect with the last id it saw.
-    wait_until_ended(page)
-    last_seen = [e.id for e in page.events if e.id is not None][-1]
-    again = receiver.stream(headers={"Last-Event-ID": last_seen})
-    for thread in threads:
-        thread.join(60)
+        # As EventSource does: the connection dropped, so it opens the same URL again, with
+        # the last id it saw (if it saw one yet) in Last-Event-ID.
+        wait_until_ended(page)
+        seen_ids = [e.id for e in page.events if e.id is not None]
+        resume = {"Last-Event-ID": seen_ids[-1]} if seen_ids else {}
+        again = receiver.stream(params=opened_at, headers=resume)
+    finally:
+        for thread in threads:
+            thread.join(60)
     final = senders[0].send(chat, "after the storm")["id"]
     settled(again, chat, final)
 
@@ -164,6 +170,8 @@ def test_fifty_concurrent_writers_lose_nothing(make, sql, visit, start_server):
     chats = [make.private(writer, hub) for writer in writers]
     server = start_server(WEB_CONCURRENCY="2")
     page = visit(hub, server).stream()
+    hub_events = sa.select(EventRecipient.seq).where(EventRecipient.user_id == hub)
+    numbered_before = len(sql.scalars(hub_events))  # the fifty conversations' arrivals
 
     start = threading.Barrier(WRITERS)
     answers, failures = [], []
@@ -180,7 +188,9 @@ def test_fifty_concurrent_writers_lose_nothing(make, sql, visit, start_server):
         except Exception as error:  # reported below, not raised in the thread
             failures.append(error)
 
-    threads = [threading.Thread(target=write, args=pair) for pair in zip(writers, chats)]
+    threads = [
+        threading.Thread(target=write, args=pair) for pair in zip(writers, chats, strict=True)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -195,10 +205,8 @@ def test_fifty_concurrent_writers_lose_nothing(make, sql, visit, start_server):
     assert acked == in_database
     # The hub's events are numbered 1, 2, 3... without a gap or a double, and its open page
     # got every message once.
-    seqs = sql.scalars(
-        sa.select(EventRecipient.seq).where(EventRecipient.user_id == hub).order_by("seq")
-    )
-    assert seqs == list(range(1, len(acked) + 1))
+    seqs = sql.scalars(hub_events.order_by(EventRecipient.seq))
+    assert seqs == list(range(1, numbered_before + len(acked) + 1))
     last = visit(writers[0], server).send(chats[0], "last")["id"]
     settled(page, chats[0], last)
     seen = [m for chat in chats for m in appended(page, chat)]
