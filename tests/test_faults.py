@@ -154,7 +154,7 @@ def test_a_worker_killed_mid_sends_loses_no_acknowledged_message(make, sql, visi
     seen = appended(page, chat) + appended(again, chat)
     # Every committed message reached the page exactly once, acknowledged or not.
     assert sorted(seen) == in_database, (seen, in_database)
-    assert victim not in wait_for_workers(server, 2, without=(victim,))
+    wait_for_workers(server, 2, without=(victim,))  # the master replaced the killed worker
 
 
 # Fifty writers at once
