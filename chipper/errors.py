@@ -44,3 +44,16 @@ class Unsupported(ServiceError):
 
 class Damaged(ServiceError):
     """A file that claims to be a kind we take but does not hold together."""
+
+
+class NotStored(ServiceError):
+    """The server could not write a file: its upload folder cannot be written. Not the
+    sender's doing, so a 5xx, but one that says what happened, never a bare 500."""
+
+    status = 503
+
+
+class NoRoom(NotStored):
+    """The server's disk is full (or the file would pass the size its processes may write)."""
+
+    status = 507

@@ -387,3 +387,57 @@ class Visitor:
         for stream in self.streams:
             stream.close()
         self.http.close()
+
+
+# A server's processes, for the fault tests (Linux: read from /proc)
+
+
+def worker_pids(server: Server) -> list[int]:
+    """The gunicorn master's worker processes: its children."""
+    pids = []
+    for children in Path(f"/proc/{server.process.pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            pids += [int(pid) for pid in children.read_text().split()]
+    return sorted(pids)
+
+
+def wait_for_workers(
+    server: Server, count: int, without: tuple[int, ...] = (), timeout: float = 30
+) -> list[int]:
+    """The master's workers once it has `count` of them, none of them in `without` (a
+    killed worker is replaced by a new process)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = worker_pids(server)
+        if len(pids) == count and not set(pids) & set(without):
+            return pids
+        time.sleep(0.05)
+    raise AssertionError(f"{count} workers expected, found {worker_pids(server)}")
+
+
+def _port_of(address: str) -> int:
+    # /proc/net/tcp writes an address as hex IP:port, e.g. 0100007F:1F90.
+    return int(address.rsplit(":", 1)[1], 16)
+
+
+def worker_serving(server: Server, stream: Stream) -> int:
+    """The worker that holds this stream's connection: the one with the socket whose ends
+    are the server's port and the stream's own."""
+    own_port = stream._socket.getsockname()[1]
+    inodes = {
+        fields[9]
+        for fields in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
+        if _port_of(fields[1]) == server.port and _port_of(fields[2]) == own_port
+    }
+    for pid in worker_pids(server):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):  # a file closed meanwhile
+                if os.readlink(fd) in {f"socket:[{inode}]" for inode in inodes}:
+                    return pid
+    raise AssertionError(f"no worker of {server.base_url} holds the stream's connection")
+
+
+def wait_until_ended(stream: Stream, timeout: float = TIMEOUT) -> None:
+    """Waits for the server to end the stream's connection (EventSource then reconnects)."""
+    stream._thread.join(timeout)
+    assert not stream._thread.is_alive(), f"the stream is still open; {stream.describe()}"

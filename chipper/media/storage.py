@@ -10,6 +10,8 @@ implement the same methods (spooling still goes to a local temporary file, to be
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import os
 import secrets
 import tempfile
@@ -18,7 +20,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import BinaryIO
 
-from chipper.errors import Damaged, TooLarge
+from chipper.errors import Damaged, NoRoom, NotStored, TooLarge
+
+log = logging.getLogger(__name__)
 
 PARTIAL = ".partial-"
 # A temporary file this old belongs to no upload any more: the slowest one (10 MB over a bad
@@ -72,10 +76,10 @@ class LocalFolder(Storage):
         return self.folder
 
     def spool(self, stream: BinaryIO, limit: int, too_large: str) -> str:
-        fd, temp = tempfile.mkstemp(dir=self.ensure(), prefix=PARTIAL)
+        fd, temp = self._partial()
         size = 0
         try:
-            with os.fdopen(fd, "wb") as out:
+            with _writing(self.folder), os.fdopen(fd, "wb") as out:
                 while chunk := stream.read(64 * 1024):
                     size += len(chunk)
                     if size > limit:
@@ -90,19 +94,24 @@ class LocalFolder(Storage):
 
     def keep(self, temporary: str, extension: str) -> str:
         name = _new_name(extension)
-        os.replace(temporary, self.path(name))
+        with _writing(self.folder):
+            os.replace(temporary, self.path(name))
         return name
 
     def save(self, extension: str, write: Callable[[BinaryIO], None]) -> str:
-        fd, temp = tempfile.mkstemp(dir=self.ensure(), prefix=PARTIAL)
+        fd, temp = self._partial()
         try:
-            with os.fdopen(fd, "wb") as out:
+            with _writing(self.folder), os.fdopen(fd, "wb") as out:
                 write(out)
             name = self.keep(temp, extension)
         except BaseException:
             _unlink(temp)
             raise
         return name
+
+    def _partial(self) -> tuple[int, str]:
+        with _writing(self.folder):
+            return tempfile.mkstemp(dir=self.ensure(), prefix=PARTIAL)
 
     def path(self, name: str) -> str:
         return os.path.join(self.folder, name)
@@ -134,6 +143,32 @@ class LocalFolder(Storage):
                         os.unlink(entry.path)
                         removed.append(entry.name)
         return removed
+
+
+FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+@contextlib.contextmanager
+def _writing(folder: str):
+    """Turns the system's refusal to write (a full disk, a folder that is not one, a read-only
+    mount) into an error the sender can read, and tells whoever runs the server in the log."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno is None:
+            raise  # not the file system's: Pillow's encoder errors are OSErrors too
+        log.error("Cannot store an upload in %s: %s", folder, error)
+        if error.errno in FULL:
+            raise NoRoom(
+                "There is no room left on the server for this file. Try again later, "
+                "or tell whoever runs Chipper.",
+                field="file",
+            ) from error
+        raise NotStored(
+            "The server cannot store files right now. Try again later, "
+            "or tell whoever runs Chipper.",
+            field="file",
+        ) from error
 
 
 def _new_name(extension: str) -> str:
