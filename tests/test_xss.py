@@ -1,0 +1,146 @@
+"""Hostile text renders inert wherever it is shown: message text, people's names, group names
+and file names, in the full page, the htmx fragment, the JSON, the stream's payload and the web
+push payload. Template syntax is shown as typed, never evaluated."""
+
+import io
+from html.parser import HTMLParser
+
+import pytest
+from PIL import Image
+
+from chipper.extensions import db
+from chipper.services.accounts import register_user
+from tests.conftest import HTMX, JSON, PASSWORD, as_json, text
+
+# The push fixtures (a VAPID key, a push service playing the browser vendor's, subscribed
+# browsers), shared rather than copied.
+from tests.test_push import (  # noqa: F401
+    app_config,
+    public_key,
+    push_service,
+    settle,
+    subscribed,
+    vapid_pem,
+)
+
+CORPUS = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    '"><svg onload=alert(1)>',
+    "'-alert(1)-'",
+    '<a href="javascript:alert(1)">tap</a>',
+    "<iframe src=data:text/html,<script>alert(1)</script>>",
+    "<style>body{display:none}</style>",
+    "{{7*7}} {% if 1 %}yes{% endif %} ${7*7}",
+    "\u202egnp.exe \u200bzero\u2060width",
+]
+
+
+class Markup(HTMLParser):
+    """Every tag and attribute a page really has (escaped text makes none)."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    handle_startendtag = handle_starttag
+
+
+def assert_inert(html: str, where: str, hostile: str = "") -> None:
+    # Template syntax is shown as typed: no template engine ran over it.
+    if "{{" in hostile:
+        assert "{{7*7}} {% if 1 %}yes{% endif %} ${7*7}" in html, f"{where}: evaluated"
+    for tag, attrs in Markup(html).tags:
+        assert (
+            tag not in ("iframe", "svg", "style", "img")
+            or tag == "img"
+            and (attrs.get("src", "").startswith("/attachments/"))
+        ), f"{where}: a <{tag}> came through: {attrs}"
+        if tag == "script":
+            assert attrs.get("src", "").startswith("/static/"), f"{where}: an inline <script>"
+        for name, value in attrs.items():
+            assert not name.startswith("on"), f"{where}: <{tag} {name}>"
+            link = (value or "").strip().lower()
+            if name in ("href", "src", "action", "formaction"):
+                assert not link.startswith(("javascript:", "data:")), f"{where}: {name}={value}"
+
+
+def png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4), "red").save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def villain(app, make):
+    """An account whose name is the hostile text, and Bob, who reads what it sends."""
+
+    def make_pair(name: str):
+        with app.app_context():
+            bad = register_user(name, f"villain{make.count}@example.com", PASSWORD).id
+            db.session.commit()
+        make.count += 1
+        return bad, make.user("Bob")
+
+    return make_pair
+
+
+@pytest.mark.parametrize("hostile", CORPUS)
+def test_hostile_text_is_shown_as_text_everywhere(
+    app,
+    hostile,
+    villain,
+    make,
+    login_client,
+    subscribed,
+    push_service,
+    settle,  # noqa: F811
+):
+    bad, bob = villain(hostile)
+    sender = login_client(bad)
+    bob_tab, bob_browser = subscribed(bob, "bob")
+    team = make.group(bad, [bob], name=hostile[:80])
+    hub = app.extensions["chipper.realtime"].hub
+    bob_stream = hub.register(bob)
+
+    sent = sender.post(f"/conversations/{team}/messages", data={"body": hostile}, headers=HTMX)
+    assert sent.status_code == 201
+    assert_inert(text(sent), "the htmx fragment", hostile)
+    upload = sender.post(
+        f"/conversations/{team}/messages",
+        data={"body": "", "file": (io.BytesIO(png()), hostile.replace("/", "")[:60] + ".png")},
+        headers=JSON,
+    )
+    assert upload.status_code == 201, text(upload)
+
+    for path in ("/conversations", f"/conversations/{team}", f"/conversations/{team}/members"):
+        response = bob_tab.get(path)
+        if response.status_code == 200:
+            assert_inert(text(response), path, hostile if path != "/conversations" else "")
+
+    # The JSON gives back what was sent, as data.
+    history = as_json(bob_tab.get(f"/conversations/{team}", headers=JSON))
+    bodies = [m["body"] for m in history["messages"]]
+    assert hostile.strip() in [b.strip() for b in bodies]
+    assert history["conversation"]["name"] == hostile[:80].strip()
+
+    # What the stream hands Bob's page is escaped like the page itself.
+    while True:
+        try:
+            _, envelope = bob_stream.get(timeout=1)
+        except Exception:
+            break
+        if envelope.html:
+            hostile_here = hostile if envelope.kind == "message-created" else ""
+            assert_inert(envelope.html, f"the stream's {envelope.kind}", hostile_here)
+
+    # The push payload is plain text in JSON, which the service worker shows as text.
+    settle()
+    received = push_service.wait("bob", count=2)
+    payload = bob_browser.read(received[0])
+    assert payload["body"].strip() == hostile.strip()[: len(payload["body"].strip())]
+    assert payload["sender"]["name"] == hostile.strip()
