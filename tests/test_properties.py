@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     invariant,
     precondition,
     rule,
@@ -28,7 +29,8 @@ from tests.conftest import JSON, PASSWORD, _empty_tables
 USERS = 4  # the first one registered is the server's admin (and takes part like the others)
 PAGE = 3  # messages per history page, so a few messages already need keyset paging
 NEWEST = 2**31 - 1  # a `before` above every id: the newest page, without marking it read
-BODIES = ["hi", "  see you  ", "ok\nbye", "", "   "]  # the last two are refused
+# Stripped before they are stored; the blank one is refused.
+BODY = st.sampled_from(["hi", "  see you  ", "ok\nbye", "  "])
 
 SETTINGS = settings(
     max_examples=30,
@@ -127,7 +129,29 @@ class Chat(RuleBasedStateMachine):
     def conversation(self, data, who="conversation") -> Conv:
         return self.convs[data.draw(st.sampled_from(sorted(self.convs)), label=who)]
 
+    def usually(self, data, likely: set[int], who="actor") -> int:
+        """Someone from `likely` three times in four (a member, the author), else anyone:
+        refusals are worth trying, but most steps should change something."""
+        if likely and data.draw(st.integers(0, 3), label=f"{who} is likely"):
+            return data.draw(st.sampled_from(sorted(likely)), label=who)
+        return self.user(data, who)
+
     # What people do
+
+    @initialize()
+    def everyone_in_a_group(self):
+        """A group of all of them to start with, so the first steps already have somewhere to
+        talk."""
+        response = self.clients[self.admin].post(
+            "/conversations",
+            json={"type": "group", "name": "All", "user_ids": self.users[1:]},
+            headers=JSON,
+        )
+        assert response.status_code == 201
+        cid = response.get_json()["id"]
+        self.convs[cid] = Conv(cid, "group", set(self.users), self.tick())
+        self.tell(self.users, "conversation-created", cid)
+        self.touched.add(cid)
 
     @rule(data=st.data())
     def create_group(self, data):
@@ -176,9 +200,19 @@ class Chat(RuleBasedStateMachine):
         self.touched.add(cid)
 
     @precondition(lambda self: self.convs)
-    @rule(data=st.data(), body=st.sampled_from(BODIES))
-    def send(self, data, body):
-        actor, conv = self.user(data), self.conversation(data)
+    @rule(data=st.data())
+    def send(self, data):
+        conv = self.conversation(data)
+        self.send_as(self.usually(data, conv.members), conv, data.draw(BODY, label="body"))
+
+    @precondition(lambda self: self.convs)
+    @rule(data=st.data())
+    def reply(self, data):
+        """Someone answers in the latest conversation: talk keeps going where it is."""
+        conv = max(self.convs.values(), key=lambda c: (c.activity, c.id))
+        self.send_as(self.usually(data, conv.members), conv, data.draw(BODY, label="body"))
+
+    def send_as(self, actor: int, conv: Conv, body: str) -> None:
         response = self.clients[actor].post(
             f"/conversations/{conv.id}/messages", json={"body": body}, headers=JSON
         )
@@ -204,8 +238,8 @@ class Chat(RuleBasedStateMachine):
     @precondition(lambda self: self.msgs)
     @rule(data=st.data())
     def delete(self, data):
-        actor = self.user(data)
         msg = self.msgs[data.draw(st.sampled_from(sorted(self.msgs)), label="message")]
+        actor = self.usually(data, {msg.author})
         conv = self.convs[msg.conversation_id]
         response = self.clients[actor].delete(f"/messages/{msg.id}", headers=JSON)
         if self.refused_while_deactivated(actor, response):
@@ -226,7 +260,9 @@ class Chat(RuleBasedStateMachine):
     @precondition(lambda self: self.convs)
     @rule(data=st.data())
     def add_member(self, data):
-        actor, conv, new = self.user(data), self.conversation(data), self.user(data, "new")
+        conv = self.conversation(data)
+        actor = self.usually(data, conv.members)
+        new = self.usually(data, set(self.users) - conv.members, "new")
         response = self.clients[actor].post(
             f"/conversations/{conv.id}/participants", json={"user_ids": [new]}, headers=JSON
         )
@@ -251,7 +287,8 @@ class Chat(RuleBasedStateMachine):
     @precondition(lambda self: self.convs)
     @rule(data=st.data())
     def leave(self, data):
-        actor, conv = self.user(data), self.conversation(data)
+        conv = self.conversation(data)
+        actor = self.usually(data, conv.members)
         response = self.clients[actor].delete(
             f"/conversations/{conv.id}/participants/{actor}", headers=JSON
         )
@@ -273,8 +310,18 @@ class Chat(RuleBasedStateMachine):
     @precondition(lambda self: self.convs)
     @rule(data=st.data())
     def open_conversation(self, data):
+        conv = self.conversation(data)
+        self.open_as(self.usually(data, conv.members), conv)
+
+    @precondition(lambda self: self.convs)
+    @rule(data=st.data())
+    def catch_up(self, data):
+        """Someone opens the latest conversation, where the news is."""
+        conv = max(self.convs.values(), key=lambda c: (c.activity, c.id))
+        self.open_as(self.usually(data, conv.members), conv)
+
+    def open_as(self, actor: int, conv: Conv) -> None:
         """Opening a conversation shows its newest page and marks everything read."""
-        actor, conv = self.user(data), self.conversation(data)
         response = self.clients[actor].get(f"/conversations/{conv.id}", headers=JSON)
         if self.refused_while_deactivated(actor, response):
             return
