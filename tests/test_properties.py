@@ -340,9 +340,7 @@ class Chat(RuleBasedStateMachine):
     @rule(data=st.data())
     def deactivate(self, data):
         target = data.draw(st.sampled_from(self.users[1:]), label="target")
-        response = self.clients[self.admin].post(
-            f"/admin/users/{target}/deactivate", headers=JSON
-        )
+        response = self.clients[self.admin].post(f"/admin/users/{target}/deactivate", headers=JSON)
         assert response.status_code == 200
         assert response.get_json()["user"]["active"] is False
         if self.active[target]:
@@ -358,9 +356,7 @@ class Chat(RuleBasedStateMachine):
         target = data.draw(
             st.sampled_from([uid for uid, on in self.active.items() if not on]), label="target"
         )
-        response = self.clients[self.admin].post(
-            f"/admin/users/{target}/reactivate", headers=JSON
-        )
+        response = self.clients[self.admin].post(f"/admin/users/{target}/reactivate", headers=JSON)
         assert response.status_code == 200
         assert response.get_json()["user"]["active"] is True
         # The old sign-in stays ended: they sign in again.

@@ -96,8 +96,8 @@ def test_hostile_text_is_shown_as_text_everywhere(
     villain,
     make,
     login_client,
-    subscribed,
-    push_service,
+    subscribed,  # noqa: F811 (a fixture imported above)
+    push_service,  # noqa: F811
     settle,  # noqa: F811
 ):
     bad, bob = villain(hostile)
