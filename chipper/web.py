@@ -70,6 +70,10 @@ def json_body() -> dict:
     string) is refused, so a field read from it can never be a method call on a list."""
     body = request.get_json(silent=True)
     if body is None:
+        # No body (or `null`) is no fields; a body that does not parse is refused, so a
+        # request cut off halfway is never taken for one that chose every default.
+        if request.get_data(cache=True).strip() not in (b"", b"null"):
+            raise Invalid("The body is not valid JSON: send the fields as a JSON object.")
         return {}
     if not isinstance(body, dict):
         raise Invalid("Send the fields as a JSON object.")
