@@ -3,12 +3,16 @@
 import io
 import json
 import math
+import tempfile
 from urllib.parse import parse_qs, urlsplit
 
+import flask
 from flask import Flask, jsonify, make_response, redirect, render_template, request
 from jinja2_fragments.flask import render_block
+from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from chipper.media import storage
 from chipper.services import Invalid, ServiceError
 
 OVERRIDABLE = {"PATCH", "PUT", "DELETE"}
@@ -28,6 +32,25 @@ CSP = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
+
+
+class Request(flask.Request):
+    """Flask's request, except that a disk too full for the form parser is the sender's clear
+    error. A file bigger than 500 KB is spooled to a temporary file while the body is parsed,
+    before any view (or the CSRF check) runs: the disk filling up there answers 507 with the
+    same words as when storage meets it, never a 500."""
+
+    def _load_form_data(self) -> None:
+        try:
+            super()._load_form_data()
+        except OSError as error:
+            if error.errno is None:
+                raise
+            # Nothing of the body is kept (the spooled file was anonymous, and is gone): an
+            # empty form, so whatever reads the form next (an error page) finds no fields.
+            empty = ImmutableMultiDict()
+            self.__dict__.update(form=empty, files=empty, stream=io.BytesIO())
+            raise storage.refusal(error, tempfile.gettempdir()) from error
 
 
 class MethodOverride:
@@ -202,6 +225,7 @@ def _too_many() -> str:
 
 
 def init_app(app: Flask) -> None:
+    app.request_class = Request
     app.wsgi_app = SecureCookies(MethodOverride(app.wsgi_app))
     if proxies := app.config.get("TRUSTED_PROXIES", 0):
         # Behind a reverse proxy: believe its X-Forwarded-For/-Proto/-Host, so the client's

@@ -148,27 +148,30 @@ class LocalFolder(Storage):
 FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
+def refusal(error: OSError, where: str) -> NotStored:
+    """The system's refusal to write (a full disk, a folder that is not one, a read-only
+    mount) as an error the sender can read; whoever runs the server is told in the log."""
+    log.error("Cannot store an upload in %s: %s", where, error)
+    if error.errno in FULL:
+        return NoRoom(
+            "There is no room left on the server for this file. Try again later, "
+            "or tell whoever runs Chipper.",
+            field="file",
+        )
+    return NotStored(
+        "The server cannot store files right now. Try again later, or tell whoever runs Chipper.",
+        field="file",
+    )
+
+
 @contextlib.contextmanager
 def _writing(folder: str):
-    """Turns the system's refusal to write (a full disk, a folder that is not one, a read-only
-    mount) into an error the sender can read, and tells whoever runs the server in the log."""
     try:
         yield
     except OSError as error:
         if error.errno is None:
             raise  # not the file system's: Pillow's encoder errors are OSErrors too
-        log.error("Cannot store an upload in %s: %s", folder, error)
-        if error.errno in FULL:
-            raise NoRoom(
-                "There is no room left on the server for this file. Try again later, "
-                "or tell whoever runs Chipper.",
-                field="file",
-            ) from error
-        raise NotStored(
-            "The server cannot store files right now. Try again later, "
-            "or tell whoever runs Chipper.",
-            field="file",
-        ) from error
+        raise refusal(error, folder) from error
 
 
 def _new_name(extension: str) -> str:
