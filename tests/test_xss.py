@@ -144,3 +144,16 @@ def test_hostile_text_is_shown_as_text_everywhere(
     payload = bob_browser.read(received[0])
     assert payload["body"].strip() == hostile.strip()[: len(payload["body"].strip())]
     assert payload["sender"]["name"] == hostile.strip()
+
+
+@pytest.mark.parametrize("hostile", CORPUS)
+def test_hostile_invite_notes_are_text_on_the_admin_page(make, login_client, hostile):
+    admin = login_client(make.user("Admin"))  # the first account: the admin
+    made = admin.post("/admin/invites", data={"uses": "1", "days": "7", "note": hostile})
+    assert made.status_code == 201, text(made)  # the page, showing the new link once
+    assert_inert(text(made), "the page with the new link", hostile)
+    page = admin.get("/admin")
+    assert page.status_code == 200
+    assert_inert(text(page), "the admin page", hostile)
+    listed = as_json(admin.get("/admin", headers=JSON))
+    assert hostile.strip() in [invite["note"] for invite in listed["invites"]]
