@@ -9,6 +9,7 @@ import io
 import os
 import socket
 import stat
+import threading
 import time
 
 import pytest
@@ -676,6 +677,28 @@ def push_server(start_server, vapid_pem):
     return start_server(
         VAPID_PRIVATE_KEY=vapid_pem, VAPID_SUBJECT=SUBJECT, PUSH_ALLOW_PRIVATE_ENDPOINTS="1"
     )
+
+
+def test_a_message_seen_on_a_visible_tab_is_not_pushed_when_the_tab_hides_before_sending(
+    app, make, login_client, subscribed, push_service, settle
+):
+    ada, bob = make.user("Ada"), make.user("Bob")
+    chat = make.private(ada, bob)
+    sender = login_client(ada)
+    _, bob_browser = subscribed(bob, "bob")
+    presence = app.extensions["chipper.realtime"].presence
+    presence.connect(bob, "bobs-tab")  # Bob's stream is open, its tab visible
+    # The sender thread is busy with something else for a moment.
+    busy = threading.Event()
+    app.extensions["chipper.push"].sender.submit(busy.wait, 10)
+
+    assert sender.post(f"/conversations/{chat}/messages", json={"body": "seen"}, headers=JSON)
+    presence.set_visible(bob, "bobs-tab", False)  # Bob switches away; then the sender gets to it
+    assert sender.post(f"/conversations/{chat}/messages", json={"body": "not seen"}, headers=JSON)
+    busy.set()
+    settle()
+
+    assert [bob_browser.read(r)["body"] for r in push_service.to("bob")] == ["not seen"]
 
 
 def test_push_goes_to_those_with_no_visible_tab(

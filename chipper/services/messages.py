@@ -112,7 +112,7 @@ def send_message(
             media.discard(stored.names)
         raise
     events.publish(event)
-    push.notify_message(message)
+    push.notify_message(message, membership.member_ids)
     return message
 
 

@@ -194,10 +194,16 @@ def is_muted(user: User, conversation: Conversation) -> bool:
 # After a commit: hand the work to the sender thread
 
 
-def notify_message(message: Message) -> None:
+def notify_message(message: Message, member_ids=()) -> None:
+    """Who is watching is read now, as the message reaches their tabs: someone who sees it
+    on a visible tab gets no notification of it, even when the sender thread comes to it
+    after they switched away."""
     push = current_app.extensions["chipper.push"]
     if push.enabled:
-        push.sender.submit(deliver_message, message.id)
+        presence = current_app.extensions["chipper.realtime"].presence
+        others = [uid for uid in member_ids if uid != message.user_id]
+        watching = frozenset(presence.watching(others)) if others else frozenset()
+        push.sender.submit(deliver_message, message.id, watching)
 
 
 def notify_call(call: Call) -> None:
@@ -209,7 +215,7 @@ def notify_call(call: Call) -> None:
 # On the sender thread
 
 
-def deliver_message(message_id: int) -> None:
+def deliver_message(message_id: int, watching: frozenset[int] = frozenset()) -> None:
     message = db.session.get(Message, message_id)
     if message is None or message.is_deleted:
         return
@@ -225,7 +231,15 @@ def deliver_message(message_id: int) -> None:
         "tag": f"conversation-{conversation.id}",
     }
     ttl = current_app.config["PUSH_TTL"]
-    _deliver(conversation.id, message.user_id, data, ttl=ttl, urgency="normal", muting=True)
+    _deliver(
+        conversation.id,
+        message.user_id,
+        data,
+        ttl=ttl,
+        urgency="normal",
+        muting=True,
+        seen=watching,
+    )
 
 
 def deliver_call(call_id: int) -> None:
@@ -251,12 +265,19 @@ def deliver_call(call_id: int) -> None:
 
 
 def _deliver(
-    conversation_id: int, actor_id: int | None, data: dict, *, ttl: int, urgency: str, muting: bool
+    conversation_id: int,
+    actor_id: int | None,
+    data: dict,
+    *,
+    ttl: int,
+    urgency: str,
+    muting: bool,
+    seen: frozenset[int] = frozenset(),
 ) -> None:
     """Posts `data` (plus each recipient's unread count) to every browser of every member
     but the actor who wants it, then forgets the browsers their push service says are gone."""
     outbox = []
-    for user, subscriptions in _recipients(conversation_id, actor_id, muting):
+    for user, subscriptions in _recipients(conversation_id, actor_id, muting, seen):
         payload = _encode({**data, "unread": total_unread(user)})
         outbox += [(s.id, s.endpoint, s.p256dh, s.auth, payload) for s in subscriptions]
     # End the read transaction: nothing stays open while push services answer.
@@ -280,10 +301,11 @@ def _deliver(
 
 
 def _recipients(
-    conversation_id: int, actor_id: int | None, muting: bool
+    conversation_id: int, actor_id: int | None, muting: bool, seen: frozenset[int] = frozenset()
 ) -> list[tuple[User, list[PushSubscription]]]:
     """Members other than the actor with a subscribed browser, who have not muted the
-    conversation (when `muting`), and who are not watching: a visible tab shows it already."""
+    conversation (when `muting`), and who are not watching, now or when it happened (`seen`):
+    a visible tab shows it already."""
     stmt = (
         sa.select(User)
         .join(Participant, Participant.user_id == User.id)
@@ -301,7 +323,7 @@ def _recipients(
         return []
     presence = current_app.extensions["chipper.realtime"].presence
     watching = presence.watching([u.id for u in users])
-    users = [u for u in users if u.id not in watching]
+    users = [u for u in users if u.id not in watching and u.id not in seen]
     if not users:
         return []
     subscriptions = db.session.scalars(

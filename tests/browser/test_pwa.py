@@ -264,7 +264,7 @@ SHOWN_NOTIFICATIONS = """async () => {
 }"""
 
 
-def test_a_message_to_a_hidden_tab_becomes_a_notification(browse, make, push_service):
+def test_a_message_to_a_hidden_tab_becomes_a_notification(app, browse, make, push_service):
     ada, bob = make.user("Ada"), make.user("Bob")
     chat = make.private(ada, bob)
     page = browse.page()
@@ -287,7 +287,14 @@ def test_a_message_to_a_hidden_tab_becomes_a_notification(browse, make, push_ser
     )
     assert response.status == 201
 
-    # While her tab is visible she sees the message there, and gets no notification.
+    # While her tab is visible she sees the message there, and gets no notification (the
+    # server knows the tab is visible before the message is sent).
+    presence = app.extensions["chipper.realtime"].presence
+    deadline = time.monotonic() + 10
+    while ada not in presence.watching([ada]) and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert page.evaluate("document.visibilityState") == "visible"
+    assert presence.watching([ada]) == {ada}
     make.message(bob, chat, "Seen on the page")
     expect(page.get_by_role("link", name=re.compile("Seen on the page"))).to_be_visible()
     # Then the tab goes to the background: pwa.js tells the server, and the next message
