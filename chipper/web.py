@@ -48,8 +48,8 @@ class Request(flask.Request):
                 raise
             # Nothing of the body is kept (the spooled file was anonymous, and is gone): an
             # empty form, so whatever reads the form next (an error page) finds no fields.
-            empty = ImmutableMultiDict()
-            self.__dict__.update(form=empty, files=empty, stream=io.BytesIO())
+            self.form, self.files = ImmutableMultiDict(), ImmutableMultiDict()
+            self.stream = io.BytesIO()
             raise storage.refusal(error, tempfile.gettempdir()) from error
 
 
