@@ -3,8 +3,9 @@
 import secrets
 from datetime import datetime, timedelta
 
-from flask import Flask
+from flask import Flask, url_for
 from flask_login import current_user
+from markupsafe import Markup
 
 from chipper.models import iso, utcnow
 
@@ -86,7 +87,44 @@ def browser_name(user_agent: str) -> str:
     return browser or system or user_agent[:60] or "An unnamed browser"
 
 
+ICON_SPRITE = "vendor/lucide-1.87.0/icons.svg"  # written by scripts/vendor-icons.py
+RUN_GAP = timedelta(minutes=5)  # messages of one sender closer than this form one run
+
+
+def icon(name: str) -> Markup:
+    """An icon of the vendored Lucide sprite, decoration only: its button or link carries the
+    name (aria-label or text) a screen reader says."""
+    sprite = url_for("static", filename=ICON_SPRITE)
+    return Markup(
+        '<svg class="icon" aria-hidden="true" focusable="false"><use href="{}#{}"></use></svg>'
+    ).format(sprite, name)
+
+
+def continues_run(message, previous) -> bool:
+    """Whether `message` follows `previous` in one run: the same sender, the same day, a few
+    minutes apart, both plain messages (a deleted one or a call entry ends a run)."""
+    if previous is None or not hasattr(previous, "user_id"):
+        return False
+    return (
+        message.user_id is not None
+        and message.user_id == previous.user_id
+        and message.type != "call"
+        and previous.type != "call"
+        and not previous.is_deleted
+        and message.created_at.date() == previous.created_at.date()
+        and message.created_at - previous.created_at < RUN_GAP
+    )
+
+
+def avatar_colour(user_id: int | None) -> str:
+    """One of eight colour classes (chipper.css), the same for a person everywhere."""
+    return f"hue-{(user_id or 0) % 8}"
+
+
 def init_app(app: Flask) -> None:
+    app.add_template_global(icon)
+    app.add_template_global(continues_run)
+    app.add_template_filter(avatar_colour)
     for f in (initials, clock, full_time, day_label, when, file_size, browser_name):
         app.add_template_filter(f)
     app.add_template_filter(iso, "isotime")

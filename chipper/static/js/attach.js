@@ -168,10 +168,20 @@
     if (!attach || attach.querySelector(".record")) return;
     var button = document.createElement("button");
     button.type = "button";
-    button.className = "record";
-    button.textContent = "Record";
+    button.className = "record icon-button";
+    button.title = "Record a voice note";
+    var icon = attach.querySelector("template.record-icon");
+    if (icon) button.appendChild(icon.content.cloneNode(true));
+    var label = document.createElement("span");
+    label.className = "button-label";
+    label.textContent = "Record";
+    button.appendChild(label);
     button.setAttribute("aria-pressed", "false");
     attach.appendChild(button);
+  }
+
+  function say(button, text) {
+    button.querySelector(".button-label").textContent = text;
   }
 
   function stopRecording() {
@@ -197,7 +207,7 @@
         clearInterval(recording.timer);
         recording = null;
         stream.getTracks().forEach(function (track) { track.stop(); });
-        button.textContent = "Record";
+        say(button, "Record");
         button.setAttribute("aria-pressed", "false");
         var mime = (recorder.mimeType || type || "audio/webm").split(";")[0];
         var extension = { "audio/ogg": "ogg", "audio/mp4": "m4a" }[mime] || "webm";
@@ -206,13 +216,13 @@
       });
       recording.timer = setInterval(function () {
         var seconds = Math.floor((Date.now() - started) / 1000);
-        button.textContent = "Stop " + Math.floor(seconds / 60) + ":" + String(seconds % 60).padStart(2, "0");
+        say(button, "Stop " + Math.floor(seconds / 60) + ":" + String(seconds % 60).padStart(2, "0"));
       }, 250);
-      button.textContent = "Stop 0:00";
+      say(button, "Stop 0:00");
       button.setAttribute("aria-pressed", "true");
       recorder.start();
     }).catch(function () {
-      button.textContent = "No microphone";
+      say(button, "No microphone");
       button.disabled = true;
     });
   });

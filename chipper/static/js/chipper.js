@@ -3,6 +3,9 @@
 (function () {
   "use strict";
 
+  // Styles that need this script (the composer's icon-only file field) apply from here.
+  document.documentElement.classList.add("js");
+
   if (window.htmx) {
     // No eval and no injected <style>: both would break the Content-Security-Policy.
     htmx.config.allowEval = false;
@@ -68,9 +71,60 @@
     });
   }
 
+  // Runs and days, for messages that arrive live (the server marks those of a full page, see
+  // filters.continues_run): messages of one sender a few minutes apart form a run, shown with
+  // one name and avatar, and the first message of a new day (UTC, as the server's) gets its
+  // divider.
+  var RUN_GAP_MS = 5 * 60 * 1000;
+
+  function postedAt(li) {
+    var time = li.querySelector(".meta time[datetime]");
+    return time ? new Date(time.getAttribute("datetime")) : null;
+  }
+
+  function day(date) {
+    return date.toISOString().slice(0, 10);
+  }
+
+  function place(li) {
+    if (!li || !li.parentElement || li.parentElement.id !== "messages") return;
+    if (!li.classList.contains("message")) return;
+    var prev = li.previousElementSibling;
+    while (prev && !prev.classList.contains("message") && !prev.classList.contains("day")) {
+      prev = prev.previousElementSibling;
+    }
+    var when = postedAt(li);
+    if (!when) return;
+    var before = prev && prev.classList.contains("message") ? postedAt(prev) : null;
+    if (!prev || (before && day(before) !== day(when))) {
+      var divider = document.createElement("li");
+      divider.className = "day";
+      var label = document.createElement("span");
+      label.textContent = day(when) === day(new Date()) ? "Today" : when.toLocaleDateString();
+      divider.appendChild(label);
+      li.before(divider);
+      before = null;
+    }
+    var plain = function (el) {
+      return !el.classList.contains("deleted") && !el.classList.contains("call");
+    };
+    li.classList.toggle(
+      "continued",
+      Boolean(before) && plain(prev) && plain(li) && li.dataset.authorId !== "" &&
+        prev.dataset.authorId === li.dataset.authorId && when - before < RUN_GAP_MS
+    );
+  }
+
+  function placeAll(root) {
+    if (!root.querySelectorAll) return;
+    if (root.matches && root.matches("#messages > .message")) place(root);
+    root.querySelectorAll("#messages > .message").forEach(place);
+  }
+
   document.addEventListener("htmx:load", function (event) {
     markMine(event.detail.elt);
     markMyCallState(event.detail.elt);
+    placeAll(event.detail.elt);
   });
 
   document.addEventListener("htmx:afterSwap", function (event) {
@@ -163,6 +217,8 @@
       existing.replaceWith(incoming);
       htmx.process(incoming);
       markMine(incoming);
+      place(incoming);
+      place(incoming.nextElementSibling);
     } else if (message.type.indexOf("message-deleted-") === 0) {
       event.preventDefault();
     }
