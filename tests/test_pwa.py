@@ -113,18 +113,20 @@ def test_service_worker_is_served_from_the_root_and_never_cached(client):
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
 
 
-def test_service_worker_precaches_the_shell_and_leaves_private_paths_alone(client, ada):
+def test_service_worker_precaches_the_shell_and_leaves_private_paths_alone(client, ada, make):
     settings = worker_settings(client)
     assert re.fullmatch(r"[0-9a-f]{12}", settings["version"])
     precache = settings["precache"]
     assert "/offline" in precache and "/static/css/chipper.css" in precache
     for path in precache:
         assert fetch(client, path).status_code == 200, path
-    # Every script and stylesheet a page loads is in the shell, or a saved page would open
-    # offline without them.
-    html = text(client.get("/conversations"))
-    for asset in re.findall(r'(?:src|href)="(/static/[^"]+\.(?:js|css))"', html):
-        assert asset in precache, asset
+    # Every script, stylesheet and icon sprite a page loads is in the shell, or a saved page
+    # would open offline without them.
+    chat = make.private(ada, make.user("Bob"))
+    for page in ("/conversations", f"/conversations/{chat}"):
+        html = text(client.get(page))
+        for asset in re.findall(r'(?:src|href)="(/static/[^"#]+\.(?:js|css|svg))', html):
+            assert asset in precache, asset
     assert not any(p.startswith(("/conversations", "/attachments", "/stream")) for p in precache)
     assert settings["never"] == ["/stream", "/attachments/", "/sw.js"]
 

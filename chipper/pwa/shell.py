@@ -31,6 +31,7 @@ SHELL_FILES = [
     "js/attach.js",
     *CALL_MODULES,
     "js/pwa.js",
+    "vendor/lucide-1.87.0/icons.svg",  # filters.ICON_SPRITE: the buttons' icons, offline too
     "icons/chipper.svg",
     "icons/icon-192.png",
     "icons/icon-512.png",
