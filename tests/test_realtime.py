@@ -576,11 +576,16 @@ def test_a_failed_publish_is_retried_and_reaches_other_processes(
 
     admin.execute_command("ACL", "SETUSER", name, "-publish")
     message = ada.send(group, "held back")  # committed: the sender is not told it failed
-    time.sleep(1.5)
-    assert message_ids(tab, group) == [], tab.describe()
+    # The first server met the refusal and keeps the event to publish again. (Whether Bob's
+    # tab has it yet is not asserted: under load a CI run once saw it arrive before Redis
+    # took the permission back; what matters is that it arrives, once.)
+    deadline = time.monotonic() + 10
+    while "could not publish message-created; will retry" not in first.log():
+        assert time.monotonic() < deadline, first.log()
+        time.sleep(0.05)
     admin.execute_command("ACL", "SETUSER", name, "+publish")
     wait_for(tab, created(group, message["id"]))
-    assert "could not publish message-created; will retry" in first.log()
+    time.sleep(0.5)  # a second copy would come within the retry interval
     assert message_ids(tab, group) == [message["id"]]
 
 
