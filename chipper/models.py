@@ -108,8 +108,14 @@ class Conversation(Timestamps, db.Model):
         """The group's name, or the other person's name in a private conversation."""
         if self.is_group:
             return self.name or "Group"
-        others = [p.user for p in self.participants if p.user_id != viewer.id]
-        return others[0].name if others else viewer.name
+        other = self.other_member(viewer)
+        return other.name if other else viewer.name
+
+    def other_member(self, viewer: User) -> User | None:
+        """The person the viewer is talking to (None in a group, or if they are alone)."""
+        if self.is_group:
+            return None
+        return next((p.user for p in self.participants if p.user_id != viewer.id), None)
 
     def has_member(self, user_id: int) -> bool:
         return any(p.user_id == user_id for p in self.participants)

@@ -85,7 +85,10 @@ def wants_json() -> bool:
 
 
 def is_htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
+    """An htmx request for a fragment (a page restored from history wants the whole page)."""
+    return request.headers.get("HX-Request") == "true" and not request.headers.get(
+        "HX-History-Restore-Request"
+    )
 
 
 def json_body() -> dict:

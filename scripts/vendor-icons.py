@@ -18,12 +18,22 @@ ICONS = [
     "arrow-left",
     "camera",
     "ellipsis",
+    "info",
+    "log-out",
+    "messages-square",
     "mic",
+    "mic-off",
     "paperclip",
     "phone",
+    "phone-off",
+    "screen-share",
+    "screen-share-off",
     "send-horizontal",
+    "square-pen",
     "users",
     "video",
+    "video-off",
+    "x",
 ]
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -448,6 +448,87 @@ def test_bad_group_json(client, sql, ada, bob, cara, name, chosen, field, messag
 
 # The conversation page
 
+PANE = {**HTMX, "HX-Target": "conversation-pane"}
+
+
+def test_the_conversation_page_has_the_list_beside_it(client, make, ada, bob, cara):
+    private = make.private(ada, bob)
+    group = make.group(ada, [bob, cara], name="Book club")
+    html = text(client.get(f"/conversations/{group}"))
+    assert row_order(html) == [group, private]
+    open_row = html.split(f'id="conversation-{group}"')[1].split("</li>")[0]
+    assert 'aria-current="page"' in open_row
+    assert 'aria-current="page"' not in html.split(f'id="conversation-{private}"')[1]
+    assert '<h1 id="conversation-title">Book club</h1>' in html
+    assert '<h2 id="list-title">Messages</h2>' in html  # the page's one h1 is its title
+
+
+def test_a_conversation_opened_from_the_list_is_only_its_pane(client, make, ada, bob):
+    private = make.private(ada, bob)
+    make.message(bob, private, "Are you there?")
+    response = client.get(f"/conversations/{private}", headers=PANE)
+    html = text(response)
+    assert response.status_code == 200
+    assert "<html" not in html and 'id="conversation-list"' not in html
+    assert html.lstrip().startswith("<title>Bob · Chipper</title>")
+    assert "Are you there?" in html and 'id="composer"' in html
+    assert "HX-Request" in response.headers["Vary"]
+    # Opening it read it, as the page does.
+    assert client.get("/conversations/unread", headers=JSON).get_json() == {"unread": 0}
+
+
+def test_a_page_restored_from_history_is_whole(client, make, ada, bob):
+    """htmx asks for the whole page when Back finds no copy: never a fragment then."""
+    private = make.private(ada, bob)
+    restore = {**PANE, "HX-History-Restore-Request": "true"}
+    assert "<html" in text(client.get(f"/conversations/{private}", headers=restore))
+    assert "<html" in text(client.get("/conversations", headers=restore))
+
+
+def test_the_lists_live_refresh_marks_the_open_conversation(client, make, ada, bob, cara):
+    private = make.private(ada, bob)
+    group = make.group(ada, [bob, cara], name="Book club")
+    asking = {**HTMX, "HX-Current-URL": f"http://localhost/conversations/{group}"}
+    html = text(client.get("/conversations", headers=asking))
+    marked = [int(i) for i in re.findall(r'id="conversation-(\d+)">\s*<a[^>]*aria-current', html)]
+    assert marked == [group]
+    html = text(client.get("/conversations", headers=HTMX))
+    assert "aria-current" not in html and row_order(html) == [group, private]
+
+
+def test_details_page_shows_members_and_the_group_forms(client, make, ada, bob, cara):
+    group = make.group(ada, [bob], name="Book club")
+    html = text(client.get(f"/conversations/{group}/details"))
+    assert "<html" in html and row_order(html) == [group]
+    assert '<h1 id="details-title">Book club</h1>' in html
+    assert '<span class="member-name">Bob' in html and "2 members" in html
+    for control in ("Rename", "Add to group", "Leave group", "Mute conversation"):
+        assert control in html
+    assert f'name="user_ids" value="{cara}"' in html
+    fragment = text(
+        client.get(f"/conversations/{group}/details", headers={**HTMX, "HX-Target": "details"})
+    )
+    assert fragment.lstrip().startswith('<div id="details"') and "<html" not in fragment
+    data = client.get(f"/conversations/{group}/details", headers=JSON).get_json()
+    assert {u["name"] for u in data["participants"]} == {"Ada", "Bob"}
+
+
+def test_private_details_have_no_group_forms(client, make, ada, bob):
+    private = make.private(ada, bob)
+    html = text(client.get(f"/conversations/{private}/details"))
+    assert "Mute conversation" in html and '<span class="member-name">Bob' in html
+    for control in ("Rename", "Add to group", "Leave group"):
+        assert control not in html
+
+
+def test_a_refused_rename_without_javascript_comes_back_on_the_details_page(client, group):
+    page = f"/conversations/{group}/details"
+    response = client.submit(page, f"/conversations/{group}", {"_method": "PATCH", "name": " "})
+    assert response.status_code == 422
+    html = text(response)
+    assert '<h1 id="details-title">Book club</h1>' in html
+    assert 'id="rename-error"' in html and "Give the group a name." in html
+
 
 def send_many(app, user_id: int, conversation_id: int, count: int) -> list[int]:
     """Messages "m-001", "m-002", ... through the service verb, in one app context."""
@@ -610,12 +691,13 @@ def test_control_characters_are_dropped_from_group_names(client, sql, group):
     assert group_name(sql, group) == "Reading room"
 
 
-def test_rename_htmx_returns_the_header(client, sql, group):
+def test_rename_htmx_returns_the_details(client, sql, group):
     response = client.patch(f"/conversations/{group}", data={"name": "Reading room"}, headers=HTMX)
     assert response.status_code == 200
     html = text(response)
     assert "<html" not in html
-    assert '<h1 id="conversation-title">Reading room</h1>' in html
+    assert html.lstrip().startswith('<div id="details"')
+    assert 'name="name" maxlength="100" required value="Reading room"' in html
     assert 'id="messages"' not in html
     assert group_name(sql, group) == "Reading room"
 
@@ -673,7 +755,7 @@ def test_add_people_json(client, login_client, sql, group, ada, bob, cara):
     assert login_client(cara).get(f"/conversations/{group}").status_code == 200
 
 
-def test_add_people_htmx_returns_the_header(client, sql, group, ada, bob, cara):
+def test_add_people_htmx_returns_the_details(client, sql, group, ada, bob, cara):
     response = client.post(
         f"/conversations/{group}/participants", data={"user_ids": cara}, headers=HTMX
     )

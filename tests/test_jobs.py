@@ -32,7 +32,9 @@ def test_a_job_runs_once_after_its_delay_in_the_app_context(app):
 def test_jobs_run_in_the_order_they_are_due(app):
     ran = []
     scheduler = scheduler_of(app)
-    scheduler.after(0.12, ran.append, "late")
+    # Far enough apart that a busy host (CI once took 0.1 s between these two lines) cannot
+    # make the first one due before the second is even scheduled.
+    scheduler.after(0.6, ran.append, "late")
     scheduler.after(0.02, ran.append, "early")
     wait_until(lambda: len(ran) == 2)
     assert ran == ["early", "late"]

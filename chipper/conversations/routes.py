@@ -7,7 +7,8 @@ from chipper.conversations import bp
 from chipper.conversations.views import (
     conversation_json,
     conversation_page,
-    header_fragment,
+    details_page,
+    list_rows,
     summary_json,
 )
 from chipper.limits import configured, limiter, per_user
@@ -37,7 +38,9 @@ def index():
     summaries = svc.list_conversations(current_user)
     if wants_json():
         return jsonify(conversations=[summary_json(s, current_user) for s in summaries])
-    return page("conversations/index.html", "conversation_list", summaries=summaries)
+    if is_htmx():
+        return list_rows()
+    return page("conversations/index.html", summaries=summaries, open_id=None)
 
 
 def _new_page(status: int = 200, errors: dict | None = None, values: dict | None = None):
@@ -141,14 +144,23 @@ def messages(conversation_id: int):
     return conversation_page(conversation_id, query_int("before"))
 
 
+@bp.get("/conversations/<int:conversation_id>/details")
+def details(conversation_id: int):
+    """Members, mute, and a group's rename, add people and leave: a page or the side panel."""
+    conversation = svc.conversation_for(current_user, conversation_id)
+    if wants_json():
+        return jsonify(conversation_json(conversation, current_user))
+    return details_page(conversation)
+
+
 def _members_changed(conversation_id: int, status: int = 200, errors: dict | None = None):
-    """After rename or membership changes: JSON, the members panel, or back to the page."""
+    """After rename or membership changes: JSON, the details panel, or back to the page."""
     if wants_json():
         conversation = svc.conversation_for(current_user, conversation_id)
         return jsonify(conversation_json(conversation, current_user)), status
     if is_htmx():
         conversation = svc.conversation_for(current_user, conversation_id)
-        return header_fragment(conversation, status, errors)
+        return details_page(conversation, status, errors, fragment=True)
     return see_other(url_for("conversations.show", conversation_id=conversation_id))
 
 
@@ -157,7 +169,8 @@ def _refused(conversation_id: int, error: Invalid):
         return json_error(error.message, 422, error.field)
     if is_htmx():
         return _members_changed(conversation_id, 422, {error.field: error.message})
-    return conversation_page(conversation_id, None, 422, errors={error.field: error.message})
+    conversation = svc.conversation_for(current_user, conversation_id)
+    return details_page(conversation, 422, {error.field: error.message})
 
 
 @bp.patch("/conversations/<int:conversation_id>")

@@ -1,5 +1,7 @@
 """The conversation page and JSON shapes, shared by the conversation and message routes."""
 
+import re
+
 from flask import jsonify, request
 from flask_login import current_user
 
@@ -37,10 +39,67 @@ def summary_json(summary: ConversationSummary, viewer: User) -> dict:
     )
 
 
+def htmx_target() -> str | None:
+    """The id of the element an htmx request will swap (None for a plain request)."""
+    return request.headers.get("HX-Target") if is_htmx() else None
+
+
+def open_conversation_id() -> int | None:
+    """The conversation open beside the list in the page that asks (its live refresh)."""
+    match = re.search(r"/conversations/(\d+)(?:/|$|\?)", request.headers.get("HX-Current-URL", ""))
+    return int(match.group(1)) if match else None
+
+
+def list_rows():
+    """The conversation list's rows, for its live refresh."""
+    return page(
+        "conversations/_conversation_rows.html",
+        summaries=svc.list_conversations(current_user),
+        open_id=open_conversation_id(),
+    )
+
+
+def messaging_page(template: str, conversation: Conversation, status: int, **context):
+    """A page in the two-pane shell: only its pane when opened from the list (htmx), else the
+    whole page with the conversation list beside it."""
+    context.update(conversation=conversation, open_id=conversation.id)
+    if htmx_target() == "conversation-pane":
+        return page(template, "pane", status, pane_only=True, **context)
+    return page(template, None, status, summaries=svc.list_conversations(current_user), **context)
+
+
+def details_context(conversation: Conversation, errors: dict | None = None) -> dict:
+    candidates = (
+        search_users("", exclude_ids={p.user_id for p in conversation.participants})
+        if conversation.is_group
+        else []
+    )
+    return {
+        "candidates": candidates,
+        "muted": is_muted(current_user, conversation),
+        "errors": errors or {},
+    }
+
+
+def details_page(
+    conversation: Conversation,
+    status: int = 200,
+    errors: dict | None = None,
+    fragment: bool = False,
+):
+    """The details: the panel's fragment (its refresh, the answer to its forms) or the page."""
+    context = details_context(conversation, errors)
+    if fragment or htmx_target() == "details":
+        return page(
+            "conversations/_details.html", None, status, conversation=conversation, **context
+        )
+    return messaging_page("conversations/details.html", conversation, status, **context)
+
+
 def conversation_page(conversation_id: int, before: int | None, status: int = 200, **extra):
     """The conversation page (or its older-messages fragment, or JSON) for the signed-in user."""
     conversation = svc.conversation_for(current_user, conversation_id)
-    if before is None and is_htmx() and request.headers.get("HX-Target") == "conversation-header":
+    if before is None and htmx_target() == "conversation-header":
         # The header refreshing itself after a rename or a member change.
         return header_fragment(conversation)
     messages, has_more = page_of_messages(conversation, before)
@@ -52,36 +111,22 @@ def conversation_page(conversation_id: int, before: int | None, status: int = 20
             messages=[m.to_json() for m in messages],
             has_more=has_more,
         )
-    candidates = (
-        search_users("", exclude_ids={p.user_id for p in conversation.participants})
-        if conversation.is_group
-        else []
-    )
     context = {
-        "conversation": conversation,
         "messages": messages,
         "has_more": has_more,
         "before": before,
-        "candidates": candidates,
         "composer": {"body": "", "error": None},
         "live_call": live_call(conversation) if before is None else None,
-        "muted": is_muted(current_user, conversation),
-        "errors": {},
+        **details_context(conversation),
     }
     context.update(extra)
-    block = "message_list" if before is not None else None
-    return page("conversations/show.html", block, status, **context)
+    if before is not None and is_htmx():
+        return page(
+            "conversations/show.html", "message_list", status, conversation=conversation, **context
+        )
+    return messaging_page("conversations/show.html", conversation, status, **context)
 
 
-def header_fragment(conversation: Conversation, status: int = 200, errors: dict | None = None):
-    """The conversation's header: title, members and the group forms."""
-    candidates = search_users("", exclude_ids={p.user_id for p in conversation.participants})
-    return page(
-        "conversations/show.html",
-        "conversation_header",
-        status,
-        conversation=conversation,
-        candidates=candidates,
-        muted=is_muted(current_user, conversation),
-        errors=errors or {},
-    )
+def header_fragment(conversation: Conversation):
+    """The conversation's header: its title, presence and buttons."""
+    return page("conversations/show.html", "conversation_header", conversation=conversation)

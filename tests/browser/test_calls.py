@@ -221,7 +221,12 @@ def test_answering_from_the_open_conversation_goes_to_the_call(browse, make):
     ringing = bob_page.locator("#live-call .call")
     expect(ringing).to_contain_text("Audio call ringing")
     expect(ringing.get_by_role("button", name="Hang up")).to_be_hidden()
-    ringing.get_by_role("button", name="Answer").click()
+    # One place to answer, the incoming-call sheet: the conversation's panel shows the state.
+    expect(ringing.get_by_role("button", name="Answer")).to_be_hidden()
+    answer = bob_page.get_by_role("button", name="Answer", exact=True)
+    expect(answer).to_have_count(1)
+    expect(answer).to_be_visible()
+    answer.click()
     expect(bob_page).to_have_url(ada_page.url)
     # An audio call shows each person's initial instead of video.
     for page in (ada_page, bob_page):

@@ -36,7 +36,7 @@ def test_two_people_start_a_private_conversation(browse, make, javascript):
     expect(alice).to_have_url(re.compile(r"/conversations$"))
     expect(alice.get_by_role("heading", name="Messages")).to_be_visible()
 
-    alice.locator(".page-head").get_by_role("link", name="New conversation").click()
+    alice.locator(".list-head").get_by_role("link", name="New conversation").click()
     expect(alice).to_have_url(re.compile(r"/conversations/new$"))
     expect(alice.get_by_label("Private message")).to_be_checked()
     alice.get_by_label("Bea Baker").check()

@@ -206,33 +206,41 @@ def test_group_rename_and_removal_reach_the_member_page(browse, make):
     b = person(browse, make, bea, path)
     expect(b.get_by_role("heading", name="Book club", level=1)).to_be_visible()
 
-    # A's header is swapped twice per change (the POST answer, then the broadcast's refetch):
-    # count the swaps so the members panel is opened only once both are done.
+    # A's details panel is swapped by the POST's answer and, unless that answer came first,
+    # refetched for the broadcast: the next step starts once no request is under way.
     a.evaluate(
         """() => {
-          window.__headerSwaps = 0;
+          window.__detailsSwaps = 0;
           document.addEventListener("htmx:afterSwap", (e) => {
-            if (e.target.id === "conversation-header") window.__headerSwaps += 1;
+            const ids = [e.target.id, e.detail.target?.id];
+            if (ids.includes("details")) window.__detailsSwaps += 1;
           });
         }"""
     )
-    header = a.locator("#conversation-header")
-    header.locator("summary").click()
-    header.get_by_label("Group name").fill("Reading circle")
-    header.get_by_role("button", name="Rename").click()
+    toggle = a.get_by_role("link", name=re.compile(r"^3 members\W+group details$"))
+    toggle.click()
+    panel = a.get_by_role("complementary", name="Group details")
+    expect(panel).to_be_visible()
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    panel.get_by_label("Group name").fill("Reading circle")
+    panel.get_by_role("button", name="Rename").click()
     expect(b.get_by_role("heading", name="Reading circle", level=1)).to_be_visible()
     expect(a.get_by_role("heading", name="Reading circle", level=1)).to_be_visible()
-    a.wait_for_function("() => window.__headerSwaps >= 2")
+    a.wait_for_function(
+        "() => window.__detailsSwaps >= 1 && !document.querySelector('.htmx-request')"
+    )
+    expect(panel).to_be_visible()  # the header's refresh leaves the panel open
+    expect(panel.get_by_label("Group name")).to_have_value("Reading circle")
     assert_no_reload(a, b)
 
-    header.locator("summary").click()
     a.once("dialog", lambda dialog: dialog.accept())
-    header.get_by_role("button", name="Remove Bea Baker").click()
+    panel.get_by_role("button", name="Remove Bea Baker").click()
     expect(b.locator("#conversation-status")).to_have_text(
         re.compile(r"^\s*You were removed from this conversation\.")
     )
     expect(b.locator("#composer")).to_be_hidden()
-    expect(header.locator("summary")).to_have_text("2 members")
+    expect(a.get_by_role("link", name=re.compile(r"^2 members\W+group details$"))).to_be_visible()
+    expect(panel.locator(".member-list").get_by_text("Bea Baker")).to_have_count(0)
 
     # B is off the conversation's events at once: A's next message does not reach B.
     send(a, "Welcome to the new name")

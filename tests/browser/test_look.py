@@ -2,6 +2,8 @@
 name readable, the composer is one row, and one sender's messages in a row show their name
 once, live ones included."""
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -84,4 +86,84 @@ def test_one_senders_messages_in_a_row_show_the_name_once(browse, make):
     # The avatar shows once per run too, in the sender's colour.
     avatars = page.locator("#messages > .message:not(.mine):not(.continued) > .avatar")
     expect(avatars).to_have_count(3)
+    assert browse.errors == []
+
+
+def visible_box(page: Page, selector: str) -> dict | None:
+    locator = page.locator(selector)
+    return locator.bounding_box() if locator.is_visible() else None
+
+
+def test_the_list_and_the_conversation_sit_side_by_side_on_a_desktop(browse, make):
+    ada = make.user("Ada")
+    chats = [make.private(ada, make.user(f"Person {n:02}")) for n in range(30)]
+    page = open_chat(browse, make, ada, "/conversations", DESKTOP)
+    page.evaluate("window.__samePage = true")
+    listing, pane = box(page, ".list-pane"), box(page, "#conversation-pane")
+    assert listing["x"] + listing["width"] <= pane["x"] + 1 and abs(listing["y"] - pane["y"]) < 2
+    expect(page.get_by_text("Choose a conversation")).to_be_visible()
+
+    # Far down the list: opening one swaps only the pane, the list keeps its place.
+    page.locator(".list-pane").evaluate("(el) => { el.scrollTop = el.scrollHeight; }")
+    scrolled = page.locator(".list-pane").evaluate("(el) => el.scrollTop")
+    assert scrolled > 200
+    oldest = chats[0]  # no messages yet: last in the list
+    page.locator(f"#conversation-{oldest} a").click()
+    expect(page).to_have_url(re.compile(rf"/conversations/{oldest}$"))
+    expect(page.get_by_role("heading", name="Person 00", level=1)).to_be_visible()
+    expect(page).to_have_title("Person 00 · Chipper")
+    assert page.evaluate("window.__samePage") is True  # no page load
+    assert page.locator(".list-pane").evaluate("(el) => el.scrollTop") == scrolled
+    expect(page.locator(f"#conversation-{oldest} a")).to_have_attribute("aria-current", "page")
+    expect(page.locator('#conversation-list a[aria-current="page"]')).to_have_count(1)
+    expect(page.locator("#composer textarea")).to_be_focused()
+
+    # A second one, and Back shows the first again.
+    page.locator(f"#conversation-{chats[1]} a").click()
+    expect(page.get_by_role("heading", name="Person 01", level=1)).to_be_visible()
+    page.go_back()
+    expect(page).to_have_url(re.compile(rf"/conversations/{oldest}$"))
+    expect(page.get_by_role("heading", name="Person 00", level=1)).to_be_visible()
+    expect(page.locator(".list-pane")).to_be_visible()
+    assert browse.errors == []
+
+
+def test_a_phone_shows_one_pane_at_a_time(browse, make):
+    ada, bob = make.user("Ada"), make.user("Bob")
+    chat = make.private(ada, bob)
+    make.message(bob, chat, "Lunch?")
+    page = open_chat(browse, make, ada, "/conversations", PHONE)
+    expect(page.locator(".list-pane")).to_be_visible()
+    expect(page.locator("#conversation-pane")).to_be_hidden()
+
+    page.locator(f"#conversation-{chat} a").click()
+    expect(page.get_by_role("heading", name="Bob", level=1)).to_be_visible()
+    expect(page.locator(".list-pane")).to_be_hidden()
+    assert box(page, "#conversation-pane")["width"] == PHONE[0]
+    page.get_by_role("link", name="All conversations").click()
+    expect(page.locator(".list-pane")).to_be_visible()
+    assert browse.errors == []
+
+
+@pytest.mark.parametrize("size", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_group_details_open_beside_the_chat_or_on_their_own_page(browse, make, size):
+    ada, bob = make.user("Ada"), make.user("Bob")
+    group = make.group(ada, [bob], name="Allotment")
+    page = open_chat(browse, make, ada, f"/conversations/{group}", size)
+    page.get_by_role("link", name=re.compile(r"group details")).click()
+    details = page.locator("#details")
+    expect(details.get_by_role("button", name="Leave group")).to_be_visible()
+    expect(details.get_by_role("button", name="Rename")).to_be_visible()
+    # Everything in view without scrolling: members, mute, rename and leave.
+    assert details.get_by_role("button", name="Leave group").bounding_box()["y"] < size[1]
+    if size == DESKTOP:
+        expect(page).to_have_url(re.compile(rf"/conversations/{group}$"))
+        chat, panel = box(page, ".conversation-main"), box(page, "#details-panel")
+        assert chat["x"] + chat["width"] <= panel["x"] + 1  # beside the timeline, not over it
+        page.keyboard.press("Escape")
+        expect(page.locator("#details-panel")).to_be_hidden()
+    else:
+        expect(page).to_have_url(re.compile(rf"/conversations/{group}/details$"))
+        expect(page.get_by_role("heading", name="Allotment", level=1)).to_be_visible()
+    assert nothing_sticks_out(page) == []
     assert browse.errors == []

@@ -149,7 +149,7 @@ def test_a_conversation_opened_before_can_be_read_offline(browse, make):
     controlled(page)
     page.goto("/conversations")
     page.goto(f"/conversations/{chat}")
-    expect(page.get_by_text("Note number 3")).to_be_visible()
+    expect(page.locator("#messages").get_by_text("Note number 3")).to_be_visible()
     wait_until_saved(page, f"/conversations/{chat}")
     wait_until_saved(page, "/conversations")
     notice = page.locator("[data-offline-notice]")
@@ -158,7 +158,7 @@ def test_a_conversation_opened_before_can_be_read_offline(browse, make):
     go_offline(page.context)
     page.goto(f"/conversations/{chat}")
     for n in range(1, 4):
-        expect(page.get_by_text(f"Note number {n}")).to_be_visible()
+        expect(page.locator("#messages").get_by_text(f"Note number {n}")).to_be_visible()
     expect(notice).to_be_visible()
     expect(notice).to_contain_text("Offline.")
     expect(notice).to_contain_text("Showing a saved copy from")
@@ -176,7 +176,7 @@ def test_a_conversation_opened_before_can_be_read_offline(browse, make):
     expect(notice).to_be_visible()
     make.message(bob, chat, "Written while Ada was offline")
     go_online(page.context)
-    expect(page.get_by_text("Written while Ada was offline")).to_be_visible()
+    expect(page.locator("#messages").get_by_text("Written while Ada was offline")).to_be_visible()
     expect(notice).to_be_hidden()
 
 

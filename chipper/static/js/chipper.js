@@ -14,6 +14,8 @@
     htmx.config.selfRequestsOnly = true;
     // Pages hold private conversations: never copy them into localStorage.
     htmx.config.historyCacheSize = 0;
+    // So Back and Forward after opening conversations from the list load the whole page.
+    htmx.config.refreshOnHistoryMiss = true;
     // 422 carries the form back with its error message, so it is swapped like a success.
     htmx.config.responseHandling = [
       { code: "204", swap: false },
@@ -180,12 +182,71 @@
       drafts().removeItem(draftKey(form));
     }
   });
-  (function restoreDraft() {
+  function restoreDraft() {
     var form = document.getElementById("composer");
     var box = form && form.querySelector("textarea");
     var saved = box && drafts() && drafts().getItem(draftKey(form));
     if (saved && !box.value) box.value = saved;
-  })();
+  }
+  restoreDraft();
+
+  // The two panes (conversations/_shell.html). A conversation opened from the list replaces
+  // only the pane: the list keeps its scroll position and marks the open one; on a phone the
+  // pane now shows instead of the list.
+  var wide = window.matchMedia("(min-width: 900px)");
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var panel = document.getElementById("details-panel");
+    var toggle = document.querySelector("[data-details-toggle]");
+    if (event.detail.target && event.detail.target.id === "conversation-header" && panel && toggle) {
+      if (!panel.hidden) toggle.setAttribute("aria-expanded", "true");
+    }
+    if (!event.detail.target || event.detail.target.id !== "conversation-pane") return;
+    var panes = document.querySelector(".panes");
+    if (panes) panes.classList.add("has-pane");
+    document.querySelectorAll("#conversation-list a[href]").forEach(function (link) {
+      if (new URL(link.href).pathname === location.pathname) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    });
+    restoreDraft();
+    var box = document.querySelector("#composer textarea");
+    if (box && wide.matches) box.focus();
+  });
+
+  // The details of a conversation: beside it from 900 px wide, their own page on a phone
+  // (the link's plain behaviour, also without this script).
+  function detailsPanel(open) {
+    var panel = document.getElementById("details-panel");
+    var toggle = document.querySelector("[data-details-toggle]");
+    if (!panel || !toggle) return;
+    panel.hidden = !open;
+    toggle.setAttribute("aria-expanded", String(open));
+    if (open) {
+      var first = panel.querySelector("h2");
+      if (first) first.setAttribute("tabindex", "-1");
+      if (first) first.focus();
+    }
+  }
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest && event.target.closest("[data-details-toggle]");
+    if (toggle && wide.matches) {
+      event.preventDefault();
+      detailsPanel(document.getElementById("details-panel").hidden);
+      return;
+    }
+    if (event.target.closest && event.target.closest("[data-details-close]")) {
+      detailsPanel(false);
+      var back = document.querySelector("[data-details-toggle]");
+      if (back) back.focus();
+    }
+  });
+  document.addEventListener("keydown", function (event) {
+    var panel = document.getElementById("details-panel");
+    if (event.key === "Escape" && panel && !panel.hidden && panel.contains(event.target)) {
+      detailsPanel(false);
+      var toggle = document.querySelector("[data-details-toggle]");
+      if (toggle) toggle.focus();
+    }
+  });
 
   // Live updates (htmx's SSE extension, connected on <body>).
 

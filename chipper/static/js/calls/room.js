@@ -230,14 +230,18 @@ export function room(el) {
   }
 
   function refreshControls() {
-    const set = (action, pressed, label) => {
+    // Each button: its label, and its icon from the page's sprite (calls/show.html).
+    const set = (action, pressed, label, icon) => {
       const button = el.querySelector('[data-action="' + action + '"]');
       if (pressed !== null) button.setAttribute("aria-pressed", String(pressed));
-      button.textContent = label;
+      button.querySelector(".control-label").textContent = label;
+      const use = button.querySelector("use");
+      if (use) use.setAttribute("href", use.getAttribute("href").replace(/#.*$/, "#" + icon));
     };
-    set("mute", media.muted, media.muted ? "Unmute" : "Mute");
-    set("camera", null, media.camera ? "Camera off" : "Camera on");
-    set("screen", !!media.screen, media.screen ? "Stop sharing" : "Share screen");
+    set("mute", media.muted, media.muted ? "Unmute" : "Mute", media.muted ? "mic-off" : "mic");
+    set("camera", null, media.camera ? "Camera off" : "Camera on", media.camera ? "video" : "video-off");
+    set("screen", !!media.screen, media.screen ? "Stop sharing" : "Share screen",
+      media.screen ? "screen-share-off" : "screen-share");
   }
 
   function videoChanged() {
