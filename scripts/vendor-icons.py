@@ -19,7 +19,6 @@ ICONS = [
     "camera",
     "ellipsis",
     "info",
-    "log-out",
     "messages-square",
     "mic",
     "mic-off",

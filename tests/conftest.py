@@ -277,6 +277,14 @@ def text(response) -> str:
     return response.get_data(as_text=True)
 
 
+def refused_page(client, response, conversation_id: int) -> str:
+    """A send refused without JavaScript goes back to the conversation (303, so a reload
+    cannot post it again): the HTML of that page, which shows the reason and the text."""
+    assert response.status_code == 303, response.status_code
+    assert response.headers["Location"] == f"/conversations/{conversation_id}#composer"
+    return text(client.get(f"/conversations/{conversation_id}"))
+
+
 def without_tokens(html: str) -> str:
     """The page minus what differs from one response to the next: its CSRF tokens, which
     carry a timestamp, and the server's time (`data-now`)."""

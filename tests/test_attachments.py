@@ -28,7 +28,7 @@ from chipper.config import Config
 from chipper.models import Attachment, Event, Message
 from chipper.services import ServiceError
 from tests import media_samples
-from tests.conftest import HTMX, JSON, text, without_tokens
+from tests.conftest import HTMX, JSON, refused_page, text, without_tokens
 
 # Samples
 
@@ -486,8 +486,7 @@ def test_refused_file_without_javascript_shows_why_on_the_page(
     response = client.post(
         f"{page}/messages", **multipart({**fields, "csrf_token": token}), csrf=False
     )
-    assert response.status_code == status
-    html = text(response)
+    html = refused_page(client, response, chat)
     assert "<html" in html
     error = re.search(r'<p class="error" id="composer-error" role="alert">(.*?)</p>', html).group(1)
     assert message in error

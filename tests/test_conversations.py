@@ -233,6 +233,25 @@ def test_new_page_search(client, make, ada, bob, cara, headers):
         assert 'value="BO"' in html
 
 
+def test_searching_without_javascript_keeps_every_choice(client, make, ada, bob, cara):
+    """The form's Search button posts the whole form back: the kind, the name and the people
+    already ticked stay while another search finds more."""
+    dora = make.user("Dora")
+    response = client.submit(
+        "/conversations/new",
+        "/conversations/new",
+        {"type": "group", "name": "Garden <club>", "user_ids": [bob], "q": "dor"},
+    )
+    assert response.status_code == 200
+    html = text(response)
+    assert re.search(r'name="type" value="group"\s+checked', html)
+    assert 'value="Garden &lt;club&gt;"' in html
+    assert f'name="user_ids" value="{bob}" checked' in html
+    assert f'name="user_ids" value="{dora}">' in html
+    assert f'value="{cara}"' not in html  # not what was searched for
+    assert 'id="q" name="q" type="search" value="dor"' in html
+
+
 @pytest.mark.parametrize("q", ["zzz", "%", "_"])
 def test_new_page_search_without_matches(client, ada, bob, q):
     html = text(client.get("/conversations/new", query_string={"q": q}, headers=HTMX))

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from PIL import Image
 
 from chipper.models import Attachment, EventRecipient, Message, User
-from tests.conftest import HTMX, JSON, text
+from tests.conftest import HTMX, JSON, refused_page, text
 from tests.realtime_support import (
     Visitor,
     wait_for,
@@ -260,8 +260,8 @@ def test_an_upload_folder_the_system_refuses_is_a_clear_error(
         assert UNWRITABLE in text(response) and ">look</textarea>" in text(response)
     else:
         response = client.submit(f"/conversations/{chat}", url, upload)
-        assert response.status_code == 503
-        assert UNWRITABLE in text(response) and ">look</textarea>" in text(response)
+        html = refused_page(client, response, chat)
+        assert UNWRITABLE in html and ">look</textarea>" in html
 
     assert counts(sql) == (0, 0)
     assert blocker.read_bytes() == b"not a folder"

@@ -43,9 +43,14 @@ def index():
     return page("conversations/index.html", summaries=summaries, open_id=None)
 
 
-def _new_page(status: int = 200, errors: dict | None = None, values: dict | None = None):
+def _new_page(
+    status: int = 200,
+    errors: dict | None = None,
+    values: dict | None = None,
+    q: str | None = None,
+):
     values = values or {}
-    q = request.args.get("q", "")
+    q = request.args.get("q", "") if q is None else q
     chosen = users_by_ids(values.get("user_ids") or _ticked_ids(request.args))
     found = search_users(q, exclude_ids={current_user.id, *(u.id for u in chosen)})
     return page(
@@ -71,6 +76,15 @@ def new():
         found = search_users(request.args.get("q", ""), exclude_ids={current_user.id})
         return jsonify(users=[u.to_json() for u in found])
     return _new_page()
+
+
+@bp.post("/conversations/new")
+def search_people():
+    """The form's Search button: the page again with the people found, and every choice made
+    so far (the kind, the name, the people ticked) still there."""
+    values = {"type": form_value("type", "private"), "name": form_value("name")}
+    values["user_ids"] = _ticked_ids(request.form)
+    return _new_page(values=values, q=form_value("q"))
 
 
 @bp.post("/conversations")

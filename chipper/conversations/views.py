@@ -2,7 +2,7 @@
 
 import re
 
-from flask import jsonify, request
+from flask import jsonify, request, session
 from flask_login import current_user
 
 from chipper.models import Conversation, Message, User
@@ -115,7 +115,7 @@ def conversation_page(conversation_id: int, before: int | None, status: int = 20
         "messages": messages,
         "has_more": has_more,
         "before": before,
-        "composer": {"body": "", "error": None},
+        "composer": carried_composer(conversation.id) if before is None else EMPTY_COMPOSER,
         "live_call": live_call(conversation) if before is None else None,
         **details_context(conversation),
     }
@@ -125,6 +125,18 @@ def conversation_page(conversation_id: int, before: int | None, status: int = 20
             "conversations/show.html", "message_list", status, conversation=conversation, **context
         )
     return messaging_page("conversations/show.html", conversation, status, **context)
+
+
+EMPTY_COMPOSER = {"body": "", "error": None}
+
+
+def carried_composer(conversation_id: int) -> dict:
+    """The composer as a refused send left it (messages.routes.refused), shown once."""
+    carried = session.get("refused_send")
+    if not carried or carried.get("conversation_id") != conversation_id:
+        return EMPTY_COMPOSER
+    session.pop("refused_send")
+    return {"body": carried.get("body", ""), "error": carried.get("error")}
 
 
 def header_fragment(conversation: Conversation):

@@ -1,6 +1,6 @@
 """Sending and deleting messages."""
 
-from flask import jsonify, render_template, request, url_for
+from flask import jsonify, render_template, request, session, url_for
 from flask_login import current_user, login_required
 
 from chipper.conversations.views import conversation_page
@@ -69,6 +69,12 @@ def uploaded_file() -> Upload | None:
     return Upload(chosen[0].stream, chosen[0].filename)
 
 
+# A refused send without JavaScript goes back to the conversation (Post/Redirect/Get, so a
+# reload cannot post it again) with the reason and the text carried in the session, which is
+# a signed cookie of about 4 KB: longer text is answered in place instead, with a 422 page.
+CARRIED_TEXT_MAX = 1000
+
+
 def refused(conversation: Conversation, body: str, error: ServiceError):
     """The composer back with the reason, keeping the text (a browser cannot refill a file
     field). API clients get the status that fits: 422 text, 413 size, 415 kind, 400 damaged."""
@@ -81,6 +87,11 @@ def refused(conversation: Conversation, body: str, error: ServiceError):
         )
         # 422 is the refusal the page script swaps in place (see chipper.js).
         return html, 422, {"HX-Retarget": "#composer", "HX-Reswap": "outerHTML"}
+    if len(body) <= CARRIED_TEXT_MAX:
+        session["refused_send"] = {"conversation_id": conversation.id, **composer}
+        return see_other(
+            url_for("conversations.show", conversation_id=conversation.id, _anchor="composer")
+        )
     return conversation_page(conversation.id, None, error.status, composer=composer)
 
 

@@ -167,3 +167,21 @@ def test_group_details_open_beside_the_chat_or_on_their_own_page(browse, make, s
         expect(page.get_by_role("heading", name="Allotment", level=1)).to_be_visible()
     assert nothing_sticks_out(page) == []
     assert browse.errors == []
+
+
+def test_the_live_person_search_keeps_ticks_and_logs_nothing(browse, make):
+    ada = make.user("Ada")
+    make.user("Bob Brown")
+    make.user("Cara Cole")
+    page = open_chat(browse, make, ada, "/conversations/new", PHONE)
+    console = []
+    page.on("console", lambda message: console.append(message.text))
+    search = page.get_by_label("Find people by name or email")
+    search.fill("bob")  # searches as you type, nothing ticked yet
+    expect(page.get_by_label("Cara Cole")).to_have_count(0)
+    page.get_by_label("Bob Brown").check()
+    search.fill("cara")
+    expect(page.get_by_label("Cara Cole")).to_be_visible()
+    expect(page.get_by_label("Bob Brown")).to_be_checked()
+    assert [line for line in console if "hx-include" in line or "no matches" in line] == []
+    assert browse.errors == []
