@@ -117,7 +117,7 @@ def continues_run(message, previous) -> bool:
 
 
 def avatar_colour(user_id: int | None) -> str:
-    """One of eight colour classes (chipper.css), the same for a person everywhere."""
+    """One of eight colour classes (css/base.css), the same for a person everywhere."""
     return f"hue-{(user_id or 0) % 8}"
 
 

@@ -5,7 +5,7 @@
     .venv/bin/python scripts/vendor-icons.py package
 
 The page refers to an icon as <svg class="icon"><use href=".../icons.svg#phone"></use></svg>;
-chipper.css gives icons their stroke. Add a name to ICONS and run this again for a new one.
+css/base.css gives icons their stroke. Add a name to ICONS and run this again for a new one.
 """
 
 import json

@@ -219,7 +219,7 @@ TABLE: dict[tuple[str, str], Case] = {
         conversation_id="{group}",
         body="shared",
     ),
-    ("static", "GET"): case("/static/css/chipper.css", anyone(200)),
+    ("static", "GET"): case("/static/css/base.css", anyone(200)),
     ("streams.show", "GET"): case("/stream", signed_in(200)),
     ("streams.visibility", "POST"): case(
         "/stream/visibility", signed_in(204, 422), stream="s1", visible="true"

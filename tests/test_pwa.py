@@ -117,7 +117,8 @@ def test_service_worker_precaches_the_shell_and_leaves_private_paths_alone(clien
     settings = worker_settings(client)
     assert re.fullmatch(r"[0-9a-f]{12}", settings["version"])
     precache = settings["precache"]
-    assert "/offline" in precache and "/static/css/chipper.css" in precache
+    assert "/offline" in precache
+    assert {f"/static/css/{name}.css" for name in ("base", "conversation", "call")} <= set(precache)
     for path in precache:
         assert fetch(client, path).status_code == 200, path
     # Every script, stylesheet and icon sprite a page loads is in the shell, or a saved page
@@ -154,7 +155,7 @@ def test_the_worker_version_follows_the_shell_files(app, client, tmp_path):
     first = worker_settings(client)["version"]
     copy = tmp_path / "static"
     shutil.copytree(app.static_folder, copy)
-    (copy / "css" / "chipper.css").write_text("body { color: red; }\n")
+    (copy / "css" / "call.css").write_text("body { color: red; }\n")
     app.static_folder = str(copy)
     app.extensions.pop("chipper.shell_version")
     assert worker_settings(client)["version"] != first

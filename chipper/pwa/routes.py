@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 from chipper.extensions import csrf
 from chipper.messages.routes import uploaded_file
 from chipper.pwa import bp
-from chipper.pwa.shell import THEME_COLOR, service_worker_source
+from chipper.pwa.shell import STYLESHEETS, THEME_COLOR, service_worker_source
 from chipper.pwa.shell import manifest as app_manifest
 from chipper.services import Invalid, ServiceError, shares
 from chipper.services.conversations import list_conversations, membership_for
@@ -17,7 +17,7 @@ from chipper.web import form_value, is_htmx, json_error, page, see_other, wants_
 
 @bp.app_context_processor
 def shell_colours():
-    return {"theme_color": THEME_COLOR}
+    return {"theme_color": THEME_COLOR, "stylesheets": STYLESHEETS}
 
 
 @bp.get("/manifest.webmanifest")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flask import current_app, url_for
 
-# Chipper blue, and the page background of the light theme (chipper.css).
+# Chipper blue, and the page background of the light theme (css/base.css).
 THEME_COLOR = "#0b63ce"
 BACKGROUND_COLOR = "#f4f5f7"
 
@@ -21,10 +21,19 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 # The calls code is native modules that import each other (js/calls/main.js the entry): all
 # of them are part of the shell, whatever files that folder holds.
 CALL_MODULES = sorted(f"js/calls/{path.name}" for path in (STATIC / "js" / "calls").glob("*.js"))
+# The stylesheets, by concern, in the order every page links them (_head.html).
+STYLESHEETS = [
+    "css/base.css",
+    "css/layout.css",
+    "css/conversation.css",
+    "css/composer.css",
+    "css/call.css",
+    "css/pages.css",
+]
 # The app shell: what every page loads. Precached, so a saved page opens offline with its
 # styles and scripts.
 SHELL_FILES = [
-    "css/chipper.css",
+    *STYLESHEETS,
     "vendor/htmx-2.0.11.min.js",
     "vendor/htmx-ext-sse-2.2.4.min.js",
     "js/chipper.js",
