@@ -109,37 +109,45 @@ def journey(page, path_for) -> list[Path]:
     page.get_by_role("link", name="Analytical club").first.click()
     page.wait_for_selector("#composer")
     snap("group")
-    group = page.url
     page.get_by_role("link", name="Group details").click()
     page.wait_for_selector("#details:visible")
     snap("details")
-    page.goto(group)
+    return shots
+
+
+def call(page, path_for) -> list[Path]:
+    """Ada's video call in the club, ringing: a pass of its own, after the others, so no
+    page above shows the "cancelled call" entries these calls leave."""
+    page.goto("/login")
+    page.get_by_label("Email").fill("ada@example.com")
+    page.get_by_label("Password").fill("chipper-demo")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/conversations")
+    page.get_by_role("link", name="Analytical club").first.click()
     page.get_by_role("button", name="Video call").click()
     page.wait_for_selector(".call-controls")
     page.wait_for_timeout(1500)
-    snap("call")
-    hang_up = page.locator(".call-controls").get_by_role("button", name="Hang up")
-    if hang_up.is_visible():
-        hang_up.click()
+    page.screenshot(path=path_for("call"))
+    page.locator(".call-controls").get_by_role("button", name="Hang up").click()
     page.wait_for_timeout(300)
-    return shots
+    return [path_for("call")]
 
 
 def shoot(base: str, out: Path) -> list[Path]:
     shots = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        for scheme in ("light", "dark"):
-            for size, (width, height) in SIZES.items():
-                context = browser.new_context(
-                    viewport={"width": width, "height": height},
-                    color_scheme=scheme,
-                    base_url=base,
-                )
-                page = context.new_page()
-                suffix = f"-{size}-{scheme}.png"
-                shots += journey(page, lambda name, suffix=suffix: out / (name + suffix))
-                context.close()
+        for walk in (journey, call):
+            for scheme in ("light", "dark"):
+                for size, (width, height) in SIZES.items():
+                    context = browser.new_context(
+                        viewport={"width": width, "height": height},
+                        color_scheme=scheme,
+                        base_url=base,
+                    )
+                    suffix = f"-{size}-{scheme}.png"
+                    shots += walk(context.new_page(), lambda name, s=suffix: out / (name + s))
+                    context.close()
         browser.close()
     return shots
 
