@@ -82,9 +82,12 @@
     box.appendChild(label);
     var remove = document.createElement("button");
     remove.type = "button";
-    remove.className = "attach-remove";
-    remove.textContent = "Remove";
+    remove.className = "attach-remove icon-button";
+    var icon = form.querySelector("template.remove-icon");
+    if (icon) remove.appendChild(icon.content.cloneNode(true));
+    else remove.textContent = "Remove";
     remove.setAttribute("aria-label", "Remove " + file.name);
+    remove.title = "Remove";
     remove.addEventListener("click", function () { clearFiles(form); });
     box.appendChild(remove);
   }
