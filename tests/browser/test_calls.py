@@ -210,10 +210,23 @@ def test_an_unanswered_call_becomes_missed(app, browse, make):
     assert not browse.errors, browse.errors
 
 
+def controls_in_view_and_own_tile_small(page: Page) -> None:
+    """The other person fills the stage, your own tile sits small in a corner, and the
+    control bar is on screen without scrolling."""
+    height = page.viewport_size["height"]
+    for name in ("Mute", "Hang up"):
+        button = page.locator(".call-controls").get_by_role("button", name=name).bounding_box()
+        assert button["y"] + button["height"] <= height, (name, button)
+    mine = page.locator(".tile-me").bounding_box()
+    other = page.locator(".tile:not(.tile-me)").bounding_box()
+    assert mine["width"] * mine["height"] < other["width"] * other["height"] / 4
+
+
 def test_answering_from_the_open_conversation_goes_to_the_call(browse, make):
     ada, bob = make.user("Ada"), make.user("Bob")
     chat = make.private(ada, bob)
     bob_page = open_page(browse, make, bob, f"/conversations/{chat}")
+    bob_page.set_viewport_size({"width": 375, "height": 812})  # Bob is on his phone
     ada_page = open_page(browse, make, ada, f"/conversations/{chat}")
 
     ada_page.get_by_role("button", name="Audio call").click()
@@ -226,6 +239,9 @@ def test_answering_from_the_open_conversation_goes_to_the_call(browse, make):
     answer = bob_page.get_by_role("button", name="Answer", exact=True)
     expect(answer).to_have_count(1)
     expect(answer).to_be_visible()
+    # On his phone the sheet (and its "ring is silent" line) leaves the composer free.
+    sheet = bob_page.locator("#ringing").bounding_box()
+    assert sheet["y"] + sheet["height"] <= bob_page.locator("#composer").bounding_box()["y"]
     answer.click()
     expect(bob_page).to_have_url(ada_page.url)
     # An audio call shows each person's initial instead of video.
@@ -234,6 +250,7 @@ def test_answering_from_the_open_conversation_goes_to_the_call(browse, make):
         other = page.locator(".tile:not(.tile-me)")
         expect(other.locator(".avatar")).to_be_visible()
         expect(other).not_to_have_class(re.compile("has-video"))
+        controls_in_view_and_own_tile_small(page)
     # Bob turns his camera on: the audio call becomes a video call for Ada (renegotiated).
     bob_page.get_by_role("button", name="Camera on").click()
     expect(bob_page.get_by_role("button", name="Camera off")).to_be_visible()

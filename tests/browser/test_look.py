@@ -96,7 +96,8 @@ def visible_box(page: Page, selector: str) -> dict | None:
 
 def test_the_list_and_the_conversation_sit_side_by_side_on_a_desktop(browse, make):
     ada = make.user("Ada")
-    chats = [make.private(ada, make.user(f"Person {n:02}")) for n in range(30)]
+    people = [make.user(f"Person {n:02}") for n in range(30)]
+    chats = [make.private(ada, person) for person in people]
     page = open_chat(browse, make, ada, "/conversations", DESKTOP)
     page.evaluate("window.__samePage = true")
     listing, pane = box(page, ".list-pane"), box(page, "#conversation-pane")
@@ -117,6 +118,14 @@ def test_the_list_and_the_conversation_sit_side_by_side_on_a_desktop(browse, mak
     expect(page.locator(f"#conversation-{oldest} a")).to_have_attribute("aria-current", "page")
     expect(page.locator('#conversation-list a[aria-current="page"]')).to_have_count(1)
     expect(page.locator("#composer textarea")).to_be_focused()
+    # The swapped-in pane is live: a new message shows, and one sent from it goes out.
+    make.message(people[0], oldest, "Hello from the pane")
+    expect(page.locator("#messages")).to_contain_text("Hello from the pane")
+    page.locator("#composer textarea").fill("And back")
+    page.keyboard.press("Enter")
+    expect(page.locator("#messages .message.mine")).to_have_count(1)
+    expect(page.locator(f"#conversation-{oldest} .preview")).to_have_text("You: And back")
+    assert page.evaluate("window.__samePage") is True
 
     # A second one, and Back shows the first again.
     page.locator(f"#conversation-{chats[1]} a").click()
