@@ -99,9 +99,9 @@ def test_no_page_breaks_the_policy(browse, make):
     expect(page.locator("img[src*='/thumbnail']").first).to_be_visible()
     page.locator("#composer textarea").fill("from the composer")
     page.locator("#composer").get_by_role("button", name="Send").click()
-    expect(page.get_by_text("from the composer")).to_be_visible()
+    expect(page.locator("#messages").get_by_text("from the composer")).to_be_visible()
     make.message(bob, group, "on the stream")
-    expect(page.get_by_text("on the stream")).to_be_visible()
+    expect(page.locator("#messages").get_by_text("on the stream")).to_be_visible()
     found += violations(page)
 
     # The call page: its modules, the fake camera's video, the ringing partial.
