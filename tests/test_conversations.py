@@ -507,10 +507,17 @@ def test_a_page_restored_from_history_is_whole(client, make, ada, bob):
 def test_the_lists_live_refresh_marks_the_open_conversation(client, make, ada, bob, cara):
     private = make.private(ada, bob)
     group = make.group(ada, [bob, cara], name="Book club")
-    asking = {**HTMX, "HX-Current-URL": f"http://localhost/conversations/{group}"}
-    html = text(client.get("/conversations", headers=asking))
-    marked = [int(i) for i in re.findall(r'id="conversation-(\d+)">\s*<a[^>]*aria-current', html)]
-    assert marked == [group]
+    for current in (
+        f"/conversations/{group}",
+        f"/conversations/{group}#m12",
+        f"/conversations/{group}/details?x=1",
+    ):
+        asking = {**HTMX, "HX-Current-URL": f"http://localhost{current}"}
+        html = text(client.get("/conversations", headers=asking))
+        marked = [
+            int(i) for i in re.findall(r'id="conversation-(\d+)">\s*<a[^>]*aria-current', html)
+        ]
+        assert marked == [group], current
     html = text(client.get("/conversations", headers=HTMX))
     assert "aria-current" not in html and row_order(html) == [group, private]
 
@@ -725,7 +732,7 @@ def test_rename_without_javascript(client, sql, group):
     page = f"/conversations/{group}"
     response = client.submit(page, page, {"_method": "PATCH", "name": "Reading room"})
     assert response.status_code == 303
-    assert response.headers["Location"] == page
+    assert response.headers["Location"] == f"{page}/details"  # where the form is
     assert '<h1 id="conversation-title">Reading room</h1>' in text(client.get(page))
     assert group_name(sql, group) == "Reading room"
 
@@ -790,7 +797,7 @@ def test_add_people_without_javascript(client, sql, group, ada, bob, cara):
     page = f"/conversations/{group}"
     response = client.submit(page, f"{page}/participants", {"user_ids": cara})
     assert response.status_code == 303
-    assert response.headers["Location"] == page
+    assert response.headers["Location"] == f"{page}/details"
     assert member_ids(sql, group) == {ada, bob, cara}
 
 
@@ -852,7 +859,7 @@ def test_creator_removes_a_member(client, login_client, sql, trio, ada, bob, car
     if rep == "page":
         response = client.submit(f"/conversations/{trio}", path, {"_method": "DELETE"})
         assert response.status_code == 303
-        assert response.headers["Location"] == f"/conversations/{trio}"
+        assert response.headers["Location"] == f"/conversations/{trio}/details"
     elif rep == "fragment":
         response = client.delete(path, headers=HTMX)
         assert response.status_code == 200

@@ -1,5 +1,6 @@
 """Messages: sending and deleting, with and without JavaScript, and who may do it."""
 
+import io
 import re
 import time
 from types import SimpleNamespace
@@ -328,3 +329,25 @@ def test_a_page_left_open_for_two_days_can_still_send(client, sql, chat, monkeyp
     )
     assert response.status_code == 303
     assert stored(sql, chat) == [("still here", False)]
+
+
+@pytest.mark.parametrize(("letters", "carried"), [(400, True), (600, False)])
+def test_the_carried_text_is_measured_in_bytes(client, chat, letters, carried):
+    """ "é" takes two bytes: 600 of them (1,200 bytes) are too much for the session cookie."""
+    body = "é" * letters
+    svg = (io.BytesIO(b"<svg xmlns='http://www.w3.org/2000/svg'/>"), "x.svg")
+    response = client.post(f"/conversations/{chat}/messages", data={"body": body, "file": svg})
+    html = refused_page(client, response, chat) if carried else text(response)
+    assert response.status_code == (303 if carried else 415)
+    assert f">{body}</textarea>" in html
+
+
+def test_logging_out_drops_a_carried_text(client, auth, chat, ada):
+    """Nobody who signs in next on this browser sees the text of a refused send."""
+    svg = (io.BytesIO(b"<svg xmlns='http://www.w3.org/2000/svg'/>"), "x.svg")
+    data = {"body": "my secret plan", "file": svg}
+    assert client.post(f"/conversations/{chat}/messages", data=data).status_code == 303
+    client.post("/logout")
+    auth.login(ada)
+    html = text(client.get(f"/conversations/{chat}"))
+    assert "my secret plan" not in html and "composer-error" not in html

@@ -648,7 +648,7 @@ def test_mute_without_javascript_posts_the_pages_form_and_comes_back(client, ada
         f"/conversations/{chat}", f"/conversations/{chat}/mute", {"muted": "on"}
     )
     assert response.status_code == 303
-    assert response.headers["Location"] == f"/conversations/{chat}"
+    assert response.headers["Location"] == f"/conversations/{chat}/details"  # the form's page
     assert muted_of(sql, chat, ada) is True
     assert "Unmute conversation" in text(client.get(f"/conversations/{chat}"))
 

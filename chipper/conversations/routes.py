@@ -145,7 +145,7 @@ def mute(conversation_id: int):
         return jsonify(muted=muted)
     if is_htmx():
         return page("conversations/_mute.html", conversation=conversation, muted=muted)
-    return see_other(url_for("conversations.show", conversation_id=conversation_id))
+    return see_other(url_for("conversations.details", conversation_id=conversation_id))
 
 
 @bp.get("/conversations/<int:conversation_id>")
@@ -175,7 +175,8 @@ def _members_changed(conversation_id: int, status: int = 200, errors: dict | Non
     if is_htmx():
         conversation = svc.conversation_for(current_user, conversation_id)
         return details_page(conversation, status, errors, fragment=True)
-    return see_other(url_for("conversations.show", conversation_id=conversation_id))
+    # Without JavaScript these forms are on the details page: back there.
+    return see_other(url_for("conversations.details", conversation_id=conversation_id))
 
 
 def _refused(conversation_id: int, error: Invalid):

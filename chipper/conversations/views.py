@@ -1,6 +1,7 @@
 """The conversation page and JSON shapes, shared by the conversation and message routes."""
 
 import re
+from urllib.parse import urlsplit
 
 from flask import jsonify, request, session
 from flask_login import current_user
@@ -46,7 +47,8 @@ def htmx_target() -> str | None:
 
 def open_conversation_id() -> int | None:
     """The conversation open beside the list in the page that asks (its live refresh)."""
-    match = re.search(r"/conversations/(\d+)(?:/|$|\?)", request.headers.get("HX-Current-URL", ""))
+    path = urlsplit(request.headers.get("HX-Current-URL", "")).path
+    match = re.match(r"/conversations/(\d+)(?:/|$)", path)
     return int(match.group(1)) if match else None
 
 
@@ -134,6 +136,9 @@ def carried_composer(conversation_id: int) -> dict:
     """The composer as a refused send left it (messages.routes.refused), shown once."""
     carried = session.get("refused_send")
     if not carried or carried.get("conversation_id") != conversation_id:
+        return EMPTY_COMPOSER
+    if carried.get("user_id") != current_user.id:
+        session.pop("refused_send")
         return EMPTY_COMPOSER
     session.pop("refused_send")
     return {"body": carried.get("body", ""), "error": carried.get("error")}

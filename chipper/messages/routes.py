@@ -71,7 +71,8 @@ def uploaded_file() -> Upload | None:
 
 # A refused send without JavaScript goes back to the conversation (Post/Redirect/Get, so a
 # reload cannot post it again) with the reason and the text carried in the session, which is
-# a signed cookie of about 4 KB: longer text is answered in place instead, with a 422 page.
+# a signed cookie of about 4 KB: longer text (in UTF-8 bytes) is answered in place instead,
+# with a 422 page. It is the sender's, for that conversation only, and logging out drops it.
 CARRIED_TEXT_MAX = 1000
 
 
@@ -87,8 +88,12 @@ def refused(conversation: Conversation, body: str, error: ServiceError):
         )
         # 422 is the refusal the page script swaps in place (see chipper.js).
         return html, 422, {"HX-Retarget": "#composer", "HX-Reswap": "outerHTML"}
-    if len(body) <= CARRIED_TEXT_MAX:
-        session["refused_send"] = {"conversation_id": conversation.id, **composer}
+    if len(body.encode()) <= CARRIED_TEXT_MAX:
+        session["refused_send"] = {
+            "user_id": current_user.id,
+            "conversation_id": conversation.id,
+            **composer,
+        }
         return see_other(
             url_for("conversations.show", conversation_id=conversation.id, _anchor="composer")
         )

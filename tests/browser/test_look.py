@@ -127,6 +127,14 @@ def test_the_list_and_the_conversation_sit_side_by_side_on_a_desktop(browse, mak
     expect(page.locator(f"#conversation-{oldest} .preview")).to_have_text("You: And back")
     assert page.evaluate("window.__samePage") is True
 
+    # Ctrl-click still opens a row in a tab of its own, leaving this one as it is.
+    with page.context.expect_page() as opened:
+        page.locator(f"#conversation-{chats[2]} a").click(modifiers=["Control"])
+    opened.value.wait_for_load_state()
+    assert opened.value.url.endswith(f"/conversations/{chats[2]}")
+    expect(page).to_have_url(re.compile(rf"/conversations/{oldest}$"))
+    opened.value.close()
+
     # A second one, and Back shows the first again.
     page.locator(f"#conversation-{chats[1]} a").click()
     expect(page.get_by_role("heading", name="Person 01", level=1)).to_be_visible()

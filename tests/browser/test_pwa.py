@@ -140,6 +140,28 @@ def test_manifest_is_valid_and_chromium_finds_the_page_installable(
     assert errors == [], errors
 
 
+def test_a_conversation_opened_from_the_list_is_saved_and_opens_offline(browse, make):
+    """Opened from the list, only its pane is swapped in: the worker still saves the whole
+    page, and offline the row opens that copy instead of failing."""
+    ada, bob = make.user("Ada"), make.user("Bob")
+    chat = make.private(ada, bob)
+    make.message(bob, chat, "Read me on the train")
+    page = signed_in(browse, make, ada)
+    controlled(page)
+    page.goto("/conversations")
+    wait_until_saved(page, "/conversations")
+    page.locator(f"#conversation-{chat} a").click()
+    expect(page.locator("#messages")).to_contain_text("Read me on the train")
+    wait_until_saved(page, f"/conversations/{chat}")
+
+    go_offline(page.context)
+    page.goto("/conversations")
+    page.locator(f"#conversation-{chat} a").click()
+    expect(page).to_have_url(re.compile(rf"/conversations/{chat}$"))
+    expect(page.locator("#messages")).to_contain_text("Read me on the train")
+    expect(page.locator("[data-offline-notice]")).to_contain_text("Showing a saved copy")
+
+
 def test_a_conversation_opened_before_can_be_read_offline(browse, make):
     ada, bob = make.user("Ada"), make.user("Bob")
     chat = make.private(ada, bob)

@@ -194,6 +194,27 @@
   // only the pane: the list keeps its scroll position and marks the open one; on a phone the
   // pane now shows instead of the list.
   var wide = window.matchMedia("(min-width: 900px)");
+  // A row stays a plain link where the swap would do worse: a new tab or window (Ctrl, Cmd,
+  // Shift, the middle button) and offline, where the page load gets the worker's saved copy.
+  // Capturing at the document stops the click before htmx sees it.
+  document.addEventListener("click", function (event) {
+    var row = event.target.closest && event.target.closest("#conversation-list a[hx-get]");
+    if (!row) return;
+    var modified = event.ctrlKey || event.metaKey || event.shiftKey || event.altKey || event.button !== 0;
+    if (modified || navigator.onLine === false) event.stopPropagation();
+  }, true);
+  document.addEventListener("htmx:sendError", function (event) {
+    var target = event.detail.target;
+    if (target && target.id === "conversation-pane") location.assign(event.detail.pathInfo.requestPath);
+  });
+  // Enter in the person search searches (as you type already); it does not start the
+  // conversation, the form's default button.
+  document.addEventListener("keydown", function (event) {
+    var box = event.target;
+    if (event.key === "Enter" && box.matches && box.matches('#new-conversation input[type="search"]')) {
+      event.preventDefault();
+    }
+  });
   document.addEventListener("htmx:afterSwap", function (event) {
     var panel = document.getElementById("details-panel");
     var toggle = document.querySelector("[data-details-toggle]");

@@ -88,6 +88,14 @@
     var n = unreadCount();
     (n > 0 ? navigator.setAppBadge(n) : navigator.clearAppBadge()).catch(function () {});
   }
+  // A conversation opened from the list (only its pane swapped in): the worker fetches and
+  // saves the whole page, as it does for a page load, so it can be read offline too.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail.target;
+    if (!target || target.id !== "conversation-pane" || !worker || !worker.controller) return;
+    worker.controller.postMessage({ type: "save-page", url: event.detail.pathInfo.requestPath });
+  });
+
   // After any swap: the badge is swapped out whole (outerHTML) when the count changes.
   document.addEventListener("htmx:afterSettle", updateBadge);
   updateBadge();

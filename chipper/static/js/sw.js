@@ -126,7 +126,21 @@ self.addEventListener("message", function (event) {
   if (data.type === "claim") event.waitUntil(self.clients.claim());
   if (data.type === "signed-out") event.waitUntil(forgetPages());
   if (data.type === "badge") event.waitUntil(setBadge(data.unread));
+  if (data.type === "save-page" && typeof data.url === "string") event.waitUntil(savePage(data.url));
 });
+
+// A page the tab showed without loading it (a pane swapped in): fetched whole and saved, if
+// the server marks it as one to keep, like a page load's answer.
+function savePage(path) {
+  var url = new URL(path, self.location.origin);
+  if (url.origin !== self.location.origin || untouchable(url)) return Promise.resolve();
+  var request = new Request(url.href, { credentials: "same-origin", headers: { Accept: "text/html" } });
+  return fetch(request).then(function (response) {
+    if (response.ok && response.headers.get("X-Offline-Copy") === "save") {
+      return save(request, response);
+    }
+  }, function () {});
+}
 
 // Push: a new message or an incoming call, for someone not looking at Chipper right now.
 
