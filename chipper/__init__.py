@@ -60,7 +60,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 def _periodic_jobs(app: Flask) -> None:
     from chipper import media
     from chipper.jobs import scheduler_of
-    from chipper.services import settings, shares
+    from chipper.services import drafts, settings, shares
     from chipper.services.calls import ringing
 
     scheduler = scheduler_of(app)
@@ -68,3 +68,4 @@ def _periodic_jobs(app: Flask) -> None:
     scheduler.every(app.config["UPLOAD_SWEEP_INTERVAL"], media.sweep_partials)
     scheduler.every(app.config["UPLOAD_SWEEP_INTERVAL"], shares.sweep)
     scheduler.every(app.config["CALL_SWEEP_INTERVAL"], ringing.sweep)
+    scheduler.every(app.config["UPLOAD_SWEEP_INTERVAL"], drafts.prune)

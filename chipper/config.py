@@ -87,6 +87,8 @@ class Config:
         self.EVENT_PRUNE_INTERVAL = float(os.environ.get("EVENT_PRUNE_INTERVAL", 3600))
         # Seconds between sweeps of uploads a crash cut off and of shares nobody sent.
         self.UPLOAD_SWEEP_INTERVAL = float(os.environ.get("UPLOAD_SWEEP_INTERVAL", 60))
+        # Seconds the text of a send refused without JavaScript is kept for its composer.
+        self.DRAFT_KEEP_SECONDS = float(os.environ.get("DRAFT_KEEP_SECONDS", 900))
         self.REDIS_PREFIX = os.environ.get("REDIS_PREFIX", "chipper")
         # Argon2id's cost for password hashes: passes, memory (KiB) and lanes. OWASP's
         # minimum is 2 passes over 19 MiB; stronger settings rehash each password at sign-in.

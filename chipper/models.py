@@ -570,3 +570,22 @@ class Setting(db.Model):
     name: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     value: Mapped[str] = mapped_column(sa.String(200))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RefusedDraft(db.Model):
+    """The text of a send refused without JavaScript, kept for the sign-in that typed it so
+    the conversation page it is redirected to (Post/Redirect/Get) can put it back in the
+    composer with the reason. Short-lived: the scheduler drops it after DRAFT_KEEP_SECONDS,
+    and it goes when its sign-in ends."""
+
+    __tablename__ = "refused_drafts"
+
+    session_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    body: Mapped[str] = mapped_column(sa.Text)
+    error: Mapped[str] = mapped_column(sa.String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

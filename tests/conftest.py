@@ -281,8 +281,9 @@ def refused_page(client, response, conversation_id: int) -> str:
     """A send refused without JavaScript goes back to the conversation (303, so a reload
     cannot post it again): the HTML of that page, which shows the reason and the text."""
     assert response.status_code == 303, response.status_code
-    assert response.headers["Location"] == f"/conversations/{conversation_id}#composer"
-    return text(client.get(f"/conversations/{conversation_id}"))
+    location = f"/conversations/{conversation_id}?refused=1#composer"
+    assert response.headers["Location"] == location
+    return text(client.get(location))
 
 
 def without_tokens(html: str) -> str:

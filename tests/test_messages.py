@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-from chipper.messages.routes import CARRIED_TEXT_MAX
-from chipper.models import Message
+from chipper.models import Message, RefusedDraft
+from chipper.services import drafts
 from tests.conftest import HTMX, JSON, refused_page, text, without_tokens
 
 MESSAGE_KEYS = {"id", "conversation_id", "user_id", "body", "type", "created_at"}
@@ -126,13 +126,9 @@ REFUSED = {
 @pytest.mark.parametrize(("body", "message"), REFUSED.values(), ids=REFUSED)
 def test_refused_message_page_keeps_the_text(client, sql, chat, body, message):
     response = client.post(f"/conversations/{chat}/messages", data={"body": body})
-    if len(body) <= CARRIED_TEXT_MAX:
-        html = refused_page(client, response, chat)
-        # Shown once: the next visit has an empty composer.
-        assert "composer-error" not in text(client.get(f"/conversations/{chat}"))
-    else:  # too long to carry in the session cookie: answered in place
-        assert response.status_code == 422
-        html = text(response)
+    html = refused_page(client, response, chat)
+    # Opening the conversation afresh shows an empty composer.
+    assert "composer-error" not in text(client.get(f"/conversations/{chat}"))
     assert "<html" in html
     assert f'<p class="error" id="composer-error" role="alert">{message}</p>' in html
     assert f">{body}</textarea>" in html
@@ -331,23 +327,61 @@ def test_a_page_left_open_for_two_days_can_still_send(client, sql, chat, monkeyp
     assert stored(sql, chat) == [("still here", False)]
 
 
-@pytest.mark.parametrize(("letters", "carried"), [(400, True), (600, False)])
-def test_the_carried_text_is_measured_in_bytes(client, chat, letters, carried):
-    """ "é" takes two bytes: 600 of them (1,200 bytes) are too much for the session cookie."""
-    body = "é" * letters
-    svg = (io.BytesIO(b"<svg xmlns='http://www.w3.org/2000/svg'/>"), "x.svg")
-    response = client.post(f"/conversations/{chat}/messages", data={"body": body, "file": svg})
-    html = refused_page(client, response, chat) if carried else text(response)
-    assert response.status_code == (303 if carried else 415)
-    assert f">{body}</textarea>" in html
+def drafts_kept(sql) -> list[tuple]:
+    return sql.rows(sa.select(RefusedDraft.conversation_id, RefusedDraft.body))
 
 
-def test_logging_out_drops_a_carried_text(client, auth, chat, ada):
+SVG = b"<svg xmlns='http://www.w3.org/2000/svg'/>"
+
+
+def test_a_long_refused_text_comes_back_whole_and_stays_through_a_reload(client, sql, chat):
+    """5,000 two-byte letters: far more than a cookie could carry."""
+    body = "é" * 5000
+    data = {"body": body, "file": (io.BytesIO(SVG), "x.svg")}
+    response = client.post(f"/conversations/{chat}/messages", data=data)
+    html = refused_page(client, response, chat)
+    assert f">{body}</textarea>" in html and "composer-error" in html
+    # Reading the page does not use it up: a reload shows it again.
+    assert f">{body}</textarea>" in text(client.get(response.headers["Location"]))
+    assert drafts_kept(sql) == [(chat, body)]
+
+
+def test_a_send_from_the_refilled_composer_drops_the_kept_text(client, sql, chat):
+    data = {"body": "plan", "file": (io.BytesIO(SVG), "x.svg")}
+    refused_page(client, client.post(f"/conversations/{chat}/messages", data=data), chat)
+    response = client.post(
+        f"/conversations/{chat}/messages", data={"body": "plan", "from_draft": "1"}
+    )
+    assert response.status_code == 303
+    assert drafts_kept(sql) == []
+    assert "composer-error" not in text(client.get(f"/conversations/{chat}?refused=1"))
+    assert stored(sql, chat) == [("plan", False)]
+
+
+def test_the_kept_text_is_for_the_sign_in_that_typed_it(client, chat, ada, login_client):
+    data = {"body": "only here", "file": (io.BytesIO(SVG), "x.svg")}
+    refused_page(client, client.post(f"/conversations/{chat}/messages", data=data), chat)
+    elsewhere = login_client(ada)
+    assert "only here" not in text(elsewhere.get(f"/conversations/{chat}?refused=1"))
+
+
+def test_a_kept_text_goes_after_its_time(app, client, sql, chat):
+    data = {"body": "old words", "file": (io.BytesIO(SVG), "x.svg")}
+    refused_page(client, client.post(f"/conversations/{chat}/messages", data=data), chat)
+    app.config["DRAFT_KEEP_SECONDS"] = 0
+    assert "old words" not in text(client.get(f"/conversations/{chat}?refused=1"))
+    with app.app_context():
+        assert drafts.prune() == 1
+    assert drafts_kept(sql) == []
+
+
+def test_logging_out_drops_a_carried_text(client, sql, auth, chat, ada):
     """Nobody who signs in next on this browser sees the text of a refused send."""
     svg = (io.BytesIO(b"<svg xmlns='http://www.w3.org/2000/svg'/>"), "x.svg")
     data = {"body": "my secret plan", "file": svg}
     assert client.post(f"/conversations/{chat}/messages", data=data).status_code == 303
     client.post("/logout")
+    assert drafts_kept(sql) == []
     auth.login(ada)
-    html = text(client.get(f"/conversations/{chat}"))
+    html = text(client.get(f"/conversations/{chat}?refused=1"))
     assert "my secret plan" not in html and "composer-error" not in html

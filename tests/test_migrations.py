@@ -27,6 +27,7 @@ TABLES = {
     "sessions",
     "settings",
     "audit_log",
+    "refused_drafts",
 }
 
 

@@ -155,7 +155,6 @@ def logout():
     # The server ends the sign-in: a copy of this browser's cookies no longer works either.
     sessions.end(current_user)
     logout_user()
-    session.pop("refused_send", None)  # a refused message's text (messages.routes.refused)
     response = ("", 204) if wants_json() else see_other(url_for("auth.login"))
     response = make_response(response)
     # Nothing of this account stays on the device: the browser's cache, and the service

@@ -3,11 +3,12 @@
 import re
 from urllib.parse import urlsplit
 
-from flask import jsonify, request, session
+from flask import jsonify, request
 from flask_login import current_user
 
 from chipper.models import Conversation, Message, User
 from chipper.services import conversations as svc
+from chipper.services import drafts
 from chipper.services.accounts import search_users
 from chipper.services.calls import live_call
 from chipper.services.conversations import ConversationSummary
@@ -133,15 +134,14 @@ EMPTY_COMPOSER = {"body": "", "error": None}
 
 
 def carried_composer(conversation_id: int) -> dict:
-    """The composer as a refused send left it (messages.routes.refused), shown once."""
-    carried = session.get("refused_send")
-    if not carried or carried.get("conversation_id") != conversation_id:
+    """The composer as a send refused without JavaScript left it (messages.routes.refused):
+    its text and reason, on the page that refusal redirected to."""
+    if not request.args.get("refused"):
         return EMPTY_COMPOSER
-    if carried.get("user_id") != current_user.id:
-        session.pop("refused_send")
+    kept = drafts.kept(current_user, conversation_id)
+    if kept is None:
         return EMPTY_COMPOSER
-    session.pop("refused_send")
-    return {"body": carried.get("body", ""), "error": carried.get("error")}
+    return {"body": kept.body, "error": kept.error, "from_draft": True}
 
 
 def header_fragment(conversation: Conversation):

@@ -1,6 +1,6 @@
 """Sending and deleting messages."""
 
-from flask import jsonify, render_template, request, session, url_for
+from flask import jsonify, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from chipper.conversations.views import conversation_page
@@ -8,7 +8,7 @@ from chipper.limits import configured, limiter, per_user
 from chipper.media import too_large_message
 from chipper.messages import bp
 from chipper.models import Conversation
-from chipper.services import Invalid, NotFound, ServiceError, TooLarge
+from chipper.services import Invalid, NotFound, ServiceError, TooLarge, drafts
 from chipper.services.conversations import conversation_for, membership_for
 from chipper.services.messages import Upload, delete_message, send_message
 from chipper.web import error_page, form_value, is_htmx, json_error, see_other, wants_json
@@ -52,6 +52,8 @@ def create(conversation_id: int):
             viewer_id=current_user.id,
             composer={"body": "", "error": None},
         ), 201
+    if form_value("from_draft"):
+        drafts.discard(current_user, conversation_id)
     return see_other(
         url_for("conversations.show", conversation_id=conversation_id, _anchor=f"m{message.id}")
     )
@@ -69,13 +71,6 @@ def uploaded_file() -> Upload | None:
     return Upload(chosen[0].stream, chosen[0].filename)
 
 
-# A refused send without JavaScript goes back to the conversation (Post/Redirect/Get, so a
-# reload cannot post it again) with the reason and the text carried in the session, which is
-# a signed cookie of about 4 KB: longer text (in UTF-8 bytes) is answered in place instead,
-# with a 422 page. It is the sender's, for that conversation only, and logging out drops it.
-CARRIED_TEXT_MAX = 1000
-
-
 def refused(conversation: Conversation, body: str, error: ServiceError):
     """The composer back with the reason, keeping the text (a browser cannot refill a file
     field). API clients get the status that fits: 422 text, 413 size, 415 kind, 400 damaged."""
@@ -88,14 +83,16 @@ def refused(conversation: Conversation, body: str, error: ServiceError):
         )
         # 422 is the refusal the page script swaps in place (see chipper.js).
         return html, 422, {"HX-Retarget": "#composer", "HX-Reswap": "outerHTML"}
-    if len(body.encode()) <= CARRIED_TEXT_MAX:
-        session["refused_send"] = {
-            "user_id": current_user.id,
-            "conversation_id": conversation.id,
-            **composer,
-        }
+    # Without JavaScript: back to the conversation (Post/Redirect/Get, so a reload cannot post
+    # it again), whose composer shows the kept text and the reason (services.drafts).
+    if drafts.keep(current_user, conversation.id, body, error.message):
         return see_other(
-            url_for("conversations.show", conversation_id=conversation.id, _anchor="composer")
+            url_for(
+                "conversations.show",
+                conversation_id=conversation.id,
+                refused=1,
+                _anchor="composer",
+            )
         )
     return conversation_page(conversation.id, None, error.status, composer=composer)
 

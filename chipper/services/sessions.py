@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from chipper.extensions import db
 from chipper.models import LoginSession, User, utcnow
 from chipper.realtime import events
+from chipper.services import drafts
 
 AGENT_MAX = 200
 
@@ -82,6 +83,7 @@ def mark_ended(user_id: int, which) -> list[int]:
 def finish(user_id: int, ended: list[int]) -> int:
     """Commits, then closes the streams opened under the ended sign-ins (each knows its
     session's id)."""
+    drafts.drop_for_sessions(ended)
     db.session.commit()
     if ended:
         events.publish(events.ephemeral("sessions-ended", None, [user_id], data={"ids": ended}))

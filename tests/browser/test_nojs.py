@@ -55,10 +55,13 @@ def test_a_refused_send_comes_back_with_the_text_and_a_reload_posts_nothing(brow
     )
     page.get_by_role("button", name="Send").click()
 
-    expect(page).to_have_url(re.compile(rf"/conversations/{chat}#composer$"))
+    expect(page).to_have_url(re.compile(rf"/conversations/{chat}\?refused=1#composer$"))
     expect(page.locator("#composer-error")).to_be_visible()
     expect(page.get_by_label("Message", exact=True)).to_have_value("Here is the plan")
-    page.reload()  # a GET: nothing is posted again, and the notice has had its turn
-    expect(page.locator("#composer-error")).to_have_count(0)
+    page.reload()  # a GET: nothing is posted again, and the text is still there
+    expect(page.get_by_label("Message", exact=True)).to_have_value("Here is the plan")
     expect(page.locator("#messages .message")).to_have_count(0)
+    page.get_by_role("button", name="Send").click()  # without the file this time
+    expect(page.locator("#messages .message")).to_have_count(1)
+    expect(page.get_by_label("Message", exact=True)).to_have_value("")
     assert browse.errors == []
