@@ -346,6 +346,12 @@ def test_a_long_refused_text_comes_back_whole_and_stays_through_a_reload(client,
     assert drafts_kept(sql) == [(chat, body)]
 
 
+def test_a_refused_text_with_controls_comes_back_without_them(client, chat):
+    data = {"body": "a\x00b\x1bc", "file": (io.BytesIO(SVG), "x.svg")}
+    html = refused_page(client, client.post(f"/conversations/{chat}/messages", data=data), chat)
+    assert ">abc</textarea>" in html
+
+
 def test_a_send_from_the_refilled_composer_drops_the_kept_text(client, sql, chat):
     data = {"body": "plan", "file": (io.BytesIO(SVG), "x.svg")}
     refused_page(client, client.post(f"/conversations/{chat}/messages", data=data), chat)

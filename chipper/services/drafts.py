@@ -11,6 +11,7 @@ from flask import current_app
 
 from chipper.extensions import db
 from chipper.models import RefusedDraft, User, utcnow
+from chipper.services import text
 
 ERROR_MAX = 300
 
@@ -25,7 +26,8 @@ def keep(user: User, conversation_id: int, body: str, error: str) -> bool:
         RefusedDraft(
             session_id=user.session_id,
             conversation_id=conversation_id,
-            body=body,
+            # Without the controls a send drops too (PostgreSQL refuses NUL in text).
+            body=text.message_text(body),
             error=error[:ERROR_MAX],
         )
     )
