@@ -259,6 +259,33 @@ def test_answering_from_the_open_conversation_goes_to_the_call(browse, make):
     assert not browse.errors, browse.errors
 
 
+def test_a_second_call_ringing_leaves_the_open_conversations_call_joinable(browse, make):
+    ada, bob, cara, dan = (make.user(name) for name in ("Ada", "Bob", "Cara", "Dan"))
+    team = make.group(ada, [bob, cara], name="Climbing")
+    chat = make.private(dan, bob)
+    bob_page = open_page(browse, make, bob, f"/conversations/{team}")
+    ada_page = open_page(browse, make, ada, f"/conversations/{team}")
+    dan_page = open_page(browse, make, dan, f"/conversations/{chat}")
+
+    ada_page.get_by_role("button", name="Video call").click()
+    sheet = bob_page.locator("#ringing")
+    expect(sheet.locator(".ringing-call")).to_contain_text("Ada is calling you")
+    sheet.get_by_role("button", name="Decline").click()
+    expect(sheet.locator(".ringing-call")).to_have_count(0)
+    # Bob said no for now; the group's call still rings for Cara, and he may still join it.
+    panel_answer = bob_page.locator("#live-call .call-answer button")
+    expect(panel_answer).to_be_visible()
+
+    dan_page.get_by_role("button", name="Audio call").click()
+    expect(sheet.locator(".ringing-call")).to_contain_text("Dan is calling you")
+    # Dan's call is answered from the sheet; the group's call keeps its own button.
+    expect(sheet.get_by_role("button", name="Answer")).to_have_count(1)
+    expect(panel_answer).to_be_visible()
+    panel_answer.click()
+    expect(bob_page).to_have_url(ada_page.url)
+    assert not browse.errors, browse.errors
+
+
 def test_three_people_in_a_group_call_each_see_the_two_others(browse, make):
     ada, bob, cara = make.user("Ada"), make.user("Bob"), make.user("Cara")
     team = make.group(ada, [bob, cara], name="Climbing")
