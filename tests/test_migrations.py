@@ -62,6 +62,9 @@ def fresh_app(empty_database_url, tmp_path):
         }
     )
     yield app
+    # Its first request started the periodic jobs; they would go on sweeping tables that
+    # are dropped after the test.
+    app.extensions["chipper.jobs"].close()
     with app.app_context():
         db.session.remove()
         db.engine.dispose()

@@ -539,6 +539,7 @@ def test_without_a_key_the_public_key_is_404_and_empty(database_url, tmp_path):
         }
     )
     response = app.test_client().get("/push/key", headers=JSON)
+    app.extensions["chipper.jobs"].close()  # started by the request: no sweeps after the test
     assert response.status_code == 404
     assert as_json(response) == {
         "error": "Push notifications are not set up on this server (flask --app chipper vapid-keys)"
