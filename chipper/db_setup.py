@@ -30,14 +30,21 @@ def _sqlite_pragmas(dbapi_connection, _record, background: bool) -> None:
     cursor.close()
 
 
+class _Switch:
+    on = False
+
+
 def init_app(app: Flask) -> None:
     with app.app_context():
         engine = db.engine
         if engine.dialect.name == "sqlite":
-            app.extensions["chipper.checkpoints"] = False
+            # The listener reads this switch, never the app: flask_sqlalchemy keeps the engine
+            # in a dict weakly keyed by the app, and a listener holding the app would keep
+            # both alive for ever (every test's app, in the suite: 1.5 million objects).
+            app.extensions["chipper.checkpoints"] = background = _Switch()
 
             def pragmas(dbapi_connection, record):
-                _sqlite_pragmas(dbapi_connection, record, app.extensions["chipper.checkpoints"])
+                _sqlite_pragmas(dbapi_connection, record, background.on)
 
             sa.event.listen(engine, "connect", pragmas)
 
@@ -87,7 +94,7 @@ def checkpoint_in_background(app: Flask, interval: float = 1.0) -> Checkpointer 
         url = db.engine.url
         if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
             return None
-        app.extensions["chipper.checkpoints"] = True
+        app.extensions["chipper.checkpoints"].on = True
         # Pooled connections were opened with the default; new ones get the fallback.
         db.engine.dispose()
     checkpointer = Checkpointer(url.database, interval)
