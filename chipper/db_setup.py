@@ -2,6 +2,7 @@
 
 import logging
 import sqlite3
+import weakref
 
 import sqlalchemy as sa
 from flask import Flask
@@ -31,22 +32,29 @@ def _sqlite_pragmas(dbapi_connection, _record, background: bool) -> None:
 
 
 class _Switch:
+    """Whether checkpoints run in the background, for the connections of one engine."""
+
     on = False
+
+
+# One switch per engine (an app's, or the one the test apps share), kept apart from the app:
+# flask_sqlalchemy keeps engines in a dict weakly keyed by the app, and a listener holding the
+# app would keep both alive for good.
+_switches: "weakref.WeakKeyDictionary[sa.Engine, _Switch]" = weakref.WeakKeyDictionary()
 
 
 def init_app(app: Flask) -> None:
     with app.app_context():
         engine = db.engine
         if engine.dialect.name == "sqlite":
-            # The listener reads this switch, never the app: flask_sqlalchemy keeps the engine
-            # in a dict weakly keyed by the app, and a listener holding the app would keep
-            # both alive for ever (every test's app, in the suite: 1.5 million objects).
-            app.extensions["chipper.checkpoints"] = background = _Switch()
+            if (switch := _switches.get(engine)) is None:
+                switch = _switches[engine] = _Switch()
 
-            def pragmas(dbapi_connection, record):
-                _sqlite_pragmas(dbapi_connection, record, background.on)
+                def pragmas(dbapi_connection, record):
+                    _sqlite_pragmas(dbapi_connection, record, switch.on)
 
-            sa.event.listen(engine, "connect", pragmas)
+                sa.event.listen(engine, "connect", pragmas)
+            app.extensions["chipper.checkpoints"] = switch
 
 
 class Checkpointer:
