@@ -22,7 +22,7 @@ from chipper.models import User
 from chipper.services import conversations, messages
 from chipper.services.accounts import register_user
 from chipper.services.conversations import Membership
-from tests.realtime_support import RedisServer, Server, Visitor
+from tests.realtime_support import InProcessServer, RedisServer, Server, Visitor
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -449,6 +449,14 @@ def _stopping_servers() -> Iterator[list[Server]]:
         server.stop()
 
 
+# What Server's environment sets for timed work, for a server on the test's own app.
+IN_PROCESS_TIMINGS = {
+    "STREAM_HEARTBEAT": 1.0,
+    "STREAM_GAP_WAIT": 0.3,
+    "PRESENCE_OFFLINE_GRACE": 1.5,
+}
+
+
 @pytest.fixture
 def start_server(app, database_url, redis_server, tmp_path, _stopping_servers) -> Iterator:
     """Starts gunicorn with gevent workers on a free port, on the test database; quits it after.
@@ -461,7 +469,15 @@ def start_server(app, database_url, redis_server, tmp_path, _stopping_servers) -
     prefix = f"chipper-test-{uuid.uuid4().hex[:12]}"
     servers: list[Server] = []
 
-    def start(redis: bool = True, flask_run: bool = False, **env: str) -> Server:
+    def start(
+        redis: bool = True, flask_run: bool = False, in_process: bool = False, **env: str
+    ) -> Server | InProcessServer:
+        if in_process:
+            # The test's own app on a thread, with the embedded hub and the servers' timings.
+            app.config.update(IN_PROCESS_TIMINGS)
+            server = InProcessServer(app)
+            servers.append(server)
+            return server.start()
         shared = {"REDIS_URL": redis_server, "REDIS_PREFIX": prefix} if redis else {}
         # Extra variables win: a test may give one server another Redis user, say.
         env = {
@@ -488,14 +504,22 @@ def server(start_server) -> Server:
 
 
 @pytest.fixture
+def live(start_server) -> InProcessServer:
+    """The test's own app served on a thread of the test process, with the embedded hub: for
+    tests of what a stream is told, which need neither gunicorn nor Redis."""
+    return start_server(in_process=True)
+
+
+@pytest.fixture
 def visit(request, make, start_server) -> Iterator:
     """`visit(user_id, server=None)`: a new browser signed in to the server (default: the
-    `server` fixture's). Its streams and connections are closed after the test, before the
-    servers stop."""
+    `live` fixture's if the test asks for it, else the `server` fixture's). Its streams and
+    connections are closed after the test, before the servers stop."""
     visitors: list[Visitor] = []
 
     def sign_in(user_id: int, server: Server | None = None) -> Visitor:
-        server = server or request.getfixturevalue("server")
+        default = "live" if "live" in request.fixturenames else "server"
+        server = server or request.getfixturevalue(default)
         visitor = Visitor(server.base_url, make.email(user_id), PASSWORD)
         visitors.append(visitor)
         return visitor

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 from httpx_sse import connect_sse
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -204,6 +205,46 @@ class Server:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
+
+
+class InProcessServer:
+    """The test's own app served on a thread of the test process by Werkzeug's threaded server
+    (what `flask run`, the README's development command, serves with), with the embedded hub.
+
+    For the tests about who is told what: they need a real server and real streams, not
+    gunicorn's processes, and a gunicorn start costs about a second of CPU (the app is
+    imported again), this a few milliseconds. What needs gunicorn, Redis or several processes
+    keeps `Server`."""
+
+    def __init__(self, app):
+        self.server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+        self.port = self.server.server_port
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env: dict[str, str] = {}
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def start(self) -> InProcessServer:
+        self._thread.start()
+        return self
+
+    def quit(self) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self.server.shutdown()
+            self._thread.join()
+            self.server.server_close()
+
+    def log(self) -> str:
+        return ""
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, *args) -> None:  # no access log on the test's output
+        pass
 
 
 # A real SSE client

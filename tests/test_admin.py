@@ -79,7 +79,7 @@ def test_invite_links_are_in_the_audit_log(make, auth, client, sql):
     assert "for 2 people, 3 days: climbers" in text(client.get("/admin"))
 
 
-def test_deactivating_closes_the_accounts_open_streams(server, visit, make, client, auth):
+def test_deactivating_closes_the_accounts_open_streams(live, visit, make, client, auth):
     ada, bob = make.user("Ada"), make.user("Bob")
     stream = visit(bob).stream()
     wait_for(stream, lambda e: e.name == "hello")

@@ -717,7 +717,7 @@ def test_only_people_in_the_call_may_signal(client, bob_client, chat, ada):
 # Over real streams (gunicorn with gevent workers, Redis, an SSE client)
 
 
-def test_ringing_and_signals_arrive_over_real_streams(make, visit, ada, bob, cara):
+def test_ringing_and_signals_arrive_over_real_streams(make, visit, live, ada, bob, cara):
     team = make.group(ada, [bob, cara])
     ada_v, bob_v, cara_v = visit(ada), visit(bob), visit(cara)
     bob_html, bob_json = bob_v.stream(), bob_v.stream(params={"format": "json"})

@@ -100,16 +100,17 @@ def people(make) -> SimpleNamespace:
 
 
 @pytest.fixture
-def scene(make, people, visit) -> SimpleNamespace:
+def scene(make, people, visit, live) -> SimpleNamespace:
     """Ada, Bob and Dan in the group "Team"; Cara is not in it but has a private chat with Ada,
-    through which `sync` reaches her."""
+    through which `sync` reaches her. Who is told what does not depend on gunicorn: the test's
+    own app serves them (the tests of several processes and of Redis are further down)."""
     return SimpleNamespace(
         group=make.group(people.ada, [people.bob, people.dan], "Team"),
         side=make.private(people.ada, people.cara),
-        ada=visit(people.ada),
-        bob=visit(people.bob),
-        cara=visit(people.cara),
-        dan=visit(people.dan),
+        ada=visit(people.ada, live),
+        bob=visit(people.bob, live),
+        cara=visit(people.cara, live),
+        dan=visit(people.dan, live),
     )
 
 
@@ -127,7 +128,7 @@ def test_stream_answers_at_once_with_headers_for_proxies(server, visit, people):
     assert [e.name for e in stream.events] == ["hello"]
 
 
-def test_stream_says_hello_with_its_own_name_first(server, visit, people):
+def test_stream_says_hello_with_its_own_name_first(live, visit, people):
     ada = visit(people.ada)
     tabs = [ada.stream(), ada.stream(params={"format": "json"})]
     names = []
@@ -175,9 +176,9 @@ def test_visibility_needs_a_signed_in_user_and_the_csrf_token(client, make, auth
     assert response.status_code == 400
 
 
-def test_stream_refuses_anonymous(server):
+def test_stream_refuses_anonymous(live):
     for params in ({}, {"format": "json"}):
-        stream = Stream(server.base_url, httpx.Cookies(), params)
+        stream = Stream(live.base_url, httpx.Cookies(), params)
         try:
             assert stream.status == 401
             assert "Log in" in stream.body
@@ -474,7 +475,7 @@ def test_two_server_processes_share_events_through_redis(make, people, visit, st
 
 
 @pytest.mark.parametrize("resume_with", ["Last-Event-ID header", "last_event_id query"])
-def test_resumed_stream_gets_what_it_missed_once_in_order(make, people, visit, resume_with):
+def test_resumed_stream_gets_what_it_missed_once_in_order(make, people, visit, live, resume_with):
     group = make.group(people.ada, [people.bob], "Team")
     ada, bob = visit(people.ada), visit(people.bob)
     tab = bob.stream()
@@ -489,12 +490,12 @@ def test_resumed_stream_gets_what_it_missed_once_in_order(make, people, visit, r
     else:
         tab = bob.stream(params={"last_event_id": last})
     wait_for(tab, created(group, missed[-1]))
-    live = ada.send(group, "live again")["id"]
-    wait_for(tab, created(group, live))
+    again = ada.send(group, "live again")["id"]
+    wait_for(tab, created(group, again))
     then = ada.send(group, "and then")["id"]
     wait_for(tab, unread_of(tab, group, then))
 
-    assert message_ids(tab, group) == [*missed, live, then]
+    assert message_ids(tab, group) == [*missed, again, then]
     ids = [int(e.id) for e in tab.events if e.name.startswith("message-created")]
     assert ids == sorted(set(ids)) and min(ids) > int(last)
     for event_id in stored_ids(tab):
@@ -545,7 +546,7 @@ def test_messages_sent_while_reconnecting_arrive_once_in_order(make, people, vis
 # Each user's events are numbered 1, 2, 3... and delivered in that order
 
 
-def test_stream_resuming_past_the_users_latest_event_is_told_to_reload(people, visit):
+def test_stream_resuming_past_the_users_latest_event_is_told_to_reload(people, visit, live):
     """A page from before a database reset must not skip everything up to its old number."""
     tab = visit(people.bob).stream(headers={"Last-Event-ID": "500"})
     event = wait_for(tab, named("reload"))

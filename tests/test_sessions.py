@@ -159,7 +159,7 @@ def test_behind_a_proxy_its_https_makes_cookies_secure(app, make):
 # Open streams
 
 
-def test_the_streams_of_ended_sign_ins_close_at_once(server, visit, make):
+def test_the_streams_of_ended_sign_ins_close_at_once(live, visit, make):
     ada = make.user("Ada")
     bob = make.user("Bob")
     chat = make.private(ada, bob)
