@@ -82,7 +82,7 @@ def membership_for(user: User, conversation_id: int) -> Membership:
     return Membership(row[0], [int(uid) for uid in row[1].split(",")])
 
 
-def _unread_filter(user_id: int):
+def _unread_filter(user_id):
     """Messages by someone else, not deleted, newer than the participant's last read time."""
     return sa.and_(
         sa.func.coalesce(Message.user_id, 0) != user_id,
@@ -91,48 +91,56 @@ def _unread_filter(user_id: int):
     )
 
 
+# The list and the unread badge are read on every page: built once, like the statements above.
+_last_id = (
+    sa.select(sa.func.max(Message.id))
+    .where(Message.conversation_id == Conversation.id)
+    .correlate(Conversation)
+    .scalar_subquery()
+)
+_unread = (
+    sa.select(sa.func.count(Message.id))
+    .where(Message.conversation_id == Conversation.id, _unread_filter(sa.bindparam("uid")))
+    .correlate(Conversation, Participant)
+    .scalar_subquery()
+)
+_LIST = (
+    sa.select(Conversation, Message, _unread)
+    .join(
+        Participant,
+        sa.and_(
+            Participant.conversation_id == Conversation.id,
+            Participant.user_id == sa.bindparam("uid"),
+        ),
+    )
+    .outerjoin(Message, Message.id == _last_id)
+    .options(
+        selectinload(Conversation.participants).selectinload(Participant.user),
+        selectinload(Message.attachment),
+    )
+    .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+)
+_TOTAL_UNREAD = (
+    sa.select(sa.func.count(Message.id))
+    .join(
+        Participant,
+        sa.and_(
+            Participant.conversation_id == Message.conversation_id,
+            Participant.user_id == sa.bindparam("uid"),
+        ),
+    )
+    .where(_unread_filter(sa.bindparam("uid")))
+)
+
+
 def list_conversations(user: User) -> list[ConversationSummary]:
     """Latest activity first. Four queries however many conversations there are."""
-    last_id = (
-        sa.select(sa.func.max(Message.id))
-        .where(Message.conversation_id == Conversation.id)
-        .correlate(Conversation)
-        .scalar_subquery()
-    )
-    unread = (
-        sa.select(sa.func.count(Message.id))
-        .where(Message.conversation_id == Conversation.id, _unread_filter(user.id))
-        .correlate(Conversation, Participant)
-        .scalar_subquery()
-    )
-    rows = db.session.execute(
-        sa.select(Conversation, Message, unread)
-        .join(
-            Participant,
-            sa.and_(Participant.conversation_id == Conversation.id, Participant.user_id == user.id),
-        )
-        .outerjoin(Message, Message.id == last_id)
-        .options(
-            selectinload(Conversation.participants).selectinload(Participant.user),
-            selectinload(Message.attachment),
-        )
-        .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
-    ).all()
+    rows = db.session.execute(_LIST, {"uid": user.id}).all()
     return [ConversationSummary(c, m, n) for c, m, n in rows]
 
 
 def total_unread(user: User) -> int:
-    return db.session.scalar(
-        sa.select(sa.func.count(Message.id))
-        .join(
-            Participant,
-            sa.and_(
-                Participant.conversation_id == Message.conversation_id,
-                Participant.user_id == user.id,
-            ),
-        )
-        .where(_unread_filter(user.id))
-    )
+    return db.session.scalar(_TOTAL_UNREAD, {"uid": user.id})
 
 
 def member_ids(conversation: Conversation) -> list[int]:
