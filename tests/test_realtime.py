@@ -1,5 +1,9 @@
-"""Live updates over real event streams: gunicorn with gevent workers, a real Redis, and an SSE
-client reading GET /stream the way EventSource does.
+"""Live updates over real event streams, read by an SSE client the way EventSource does.
+
+Who is told what, and replay, are served by the test's own app on a thread (the `live`
+fixture: Werkzeug's threaded server, as `flask run` serves, with the embedded hub); what
+depends on gunicorn with gevent workers, on Redis or on several processes has servers of its
+own (the `server` and `start_server` fixtures).
 
 To prove that something did *not* reach a stream, a test sends a later message that does reach
 it and waits for that (`sync`): a server process has one pub/sub subscription and one ordered
@@ -512,7 +516,7 @@ def unread_of(stream: Stream, group: int, message_id: int):
     return lambda e: e.name == "unread-changed" and e.id == event.id
 
 
-def test_messages_sent_while_reconnecting_arrive_once_in_order(make, people, visit):
+def test_messages_sent_while_reconnecting_arrive_once_in_order(make, people, visit, live):
     group = make.group(people.ada, [people.bob], "Team")
     ada, bob = visit(people.ada), visit(people.bob)
     tab = bob.stream()
