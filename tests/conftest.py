@@ -11,7 +11,10 @@ from collections.abc import Iterator
 import jinja2
 import pytest
 import sqlalchemy as sa
+from flask import request
+from flask import session as flask_session
 from flask.testing import FlaskClient
+from flask_login import login_user
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.datastructures import Headers
 from werkzeug.routing import Rule
@@ -19,7 +22,7 @@ from werkzeug.routing import Rule
 from chipper import create_app
 from chipper.extensions import db
 from chipper.models import User
-from chipper.services import conversations, messages
+from chipper.services import conversations, messages, sessions
 from chipper.services.accounts import register_user
 from chipper.services.conversations import Membership
 from tests.realtime_support import InProcessServer, RedisServer, Server, Visitor
@@ -78,6 +81,16 @@ class Client(FlaskClient):
         cookie = self.get_cookie(name)
         self._csrf = (cookie.value if cookie is not None else None, token)
         return token
+
+    def sign_in(self, user_id: int) -> None:
+        """What POST /login does for this user, done in a request context of its own; the
+        session it leaves is then written into this client's cookie."""
+        with self.application.test_request_context(headers={"User-Agent": "pytest"}):
+            user = sessions.start(db.session.get(User, user_id), request.user_agent.string)
+            login_user(user)
+            signed_in = dict(flask_session)
+        with self.session_transaction() as current:
+            current.update(signed_in)
 
     def csrf_from_page(self, path: str) -> str:
         """The token as a no-JS browser would take it: from the hidden field of a page's form."""
@@ -304,14 +317,12 @@ class AuthActions:
         self.client = client
         self.make = make
 
-    def login(self, user_id: int):
-        response = self.client.post(
-            "/login",
-            data={"email": self.make.email(user_id), "password": PASSWORD},
-            headers={"Accept": "application/json"},
-        )
-        assert response.status_code == 200, response.get_data(as_text=True)
-        return response
+    def login(self, user_id: int) -> None:
+        """Signs the client in as a successful POST /login does (a sign-in of the server's
+        own, its token in the session cookie), without the form: a login through HTTP cost
+        two requests, the most of the setup of many tests. The login itself is tested
+        through its form and API (tests/test_auth.py, tests/test_sessions.py)."""
+        self.client.sign_in(user_id)
 
     def logout(self):
         return self.client.post("/logout")
