@@ -17,14 +17,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.jinja_env.lstrip_blocks = True
 
     from chipper import cli, db_setup, filters, jobs, limits, realtime, streams, web
-    from chipper.extensions import csrf, db, login_manager, migrate
+    from chipper.extensions import csrf, db, login_manager
 
     db.init_app(app)
     db_setup.init_app(app)
     jobs.init_app(app)
-    migrations = os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations")
-    # Batch mode lets the same migrations alter tables on SQLite, which has little ALTER TABLE.
-    migrate.init_app(app, db, directory=migrations, render_as_batch=True, compare_type=True)
     csrf.init_app(app)
     limits.init_app(app)
     login_manager.init_app(app)

@@ -1,7 +1,6 @@
 """Flask extensions, created unbound here and wired to the app in create_app()."""
 
 from flask_login import LoginManager
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
@@ -25,7 +24,6 @@ class Base(DeclarativeBase):
 # what it wrote (sending a message) would otherwise reload every row it touches, a query
 # each. Sessions last one request (or one CLI command), so nothing stale outlives it.
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
-migrate = Migrate()
 login_manager = LoginManager()
 # Flask-Login's default "basic" protection writes `_fresh` into every non-empty session whose
 # request touches the user, a signed-out one included. A page, the manifest or the service
