@@ -1,9 +1,12 @@
 """Real audio and video files for the tests, encoded with FFmpeg through PyAV: what phones
 and browsers send, not hand-made containers. Each is half a second and a few KB."""
 
+import array
+import functools
 import io
 import math
 import struct
+import sys
 
 import av
 
@@ -37,13 +40,10 @@ def encoded(fmt, video=None, audio=None, seconds=0.5, options=None, rate=None, c
             rate = astream.rate
             size = astream.codec_context.frame_size or 1024
             total = int(rate * seconds)
+            tone = _tone(rate, total + size)
             for start in range(0, total, size):
-                samples = b"".join(
-                    struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * (start + k) / rate)))
-                    for k in range(size)
-                )
                 frame = av.AudioFrame(format="s16", layout="mono", samples=size)
-                frame.planes[0].update(samples)
+                frame.planes[0].update(tone[2 * start : 2 * (start + size)])
                 frame.sample_rate = rate
                 frame.pts = start
                 for packet in astream.encode(frame):
@@ -51,6 +51,17 @@ def encoded(fmt, video=None, audio=None, seconds=0.5, options=None, rate=None, c
             for packet in astream.encode():
                 container.mux(packet)
     return out.getvalue()
+
+
+@functools.cache
+def _tone(rate: int, count: int) -> bytes:
+    """`count` samples of a 440 Hz tone, 16-bit little-endian (made once per rate: the test
+    modules build their samples when they are collected, on every worker)."""
+    step = 2 * math.pi * 440 / rate
+    samples = array.array("h", [int(8000 * math.sin(step * k)) for k in range(count)])
+    if sys.byteorder == "big":
+        samples.byteswap()
+    return samples.tobytes()
 
 
 def mp4() -> bytes:
