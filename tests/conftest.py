@@ -42,6 +42,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         )
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked `long` first: pytest-xdist hands out single tests in this order (after
+    its groups of several), and a long one handed out last made the run longer by its own
+    length (a 7 s test began 50 s into a 57 s run here)."""
+    items.sort(key=lambda item: not item.get_closest_marker("long"))
+
+
 PASSWORD = "correct horse battery"
 CHEAP_PASSWORD_HASH = {
     "PASSWORD_HASH_TIME": 1,

@@ -21,6 +21,7 @@ from tests.realtime_support import ROOT, _stop, free_port
 pytestmark = pytest.mark.xdist_group("install")
 
 
+@pytest.mark.long
 def test_a_clean_install_serves_with_the_production_command(tmp_path):
     venv = tmp_path / "venv"
     # No pip inside: uv installs into it from outside (--python).

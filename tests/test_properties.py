@@ -483,5 +483,6 @@ def app_config() -> dict:
     return {"MESSAGES_PER_PAGE": PAGE}
 
 
+@pytest.mark.long
 def test_what_everyone_sees_follows_the_model(app, make, login_client):
     run_state_machine_as_test(lambda: Chat(app, make, login_client), settings=SETTINGS)

@@ -381,6 +381,7 @@ def test_typing_reaches_the_others_not_the_typer(scene, people):
     assert_only(cara_tab, sync(scene.ada, scene.side, cara_tab))
 
 
+@pytest.mark.long
 def test_presence_online_then_offline_after_grace(make, people, visit, server, redis_server):
     make.private(people.ada, people.bob)
     known = make.private(people.bob, people.cara)  # Cara knows Bob, not Ada
@@ -594,6 +595,7 @@ def test_a_failed_publish_is_retried_and_reaches_other_processes(
     assert message_ids(tab, group) == [message["id"]]
 
 
+@pytest.mark.long
 def test_the_sending_server_hands_events_to_its_own_streams_without_redis(
     make, people, visit, start_server, redis_user
 ):
@@ -627,6 +629,7 @@ def test_the_sending_server_hands_events_to_its_own_streams_without_redis(
     assert message_ids(cara_tab, group) == [message["id"], later["id"]]
 
 
+@pytest.mark.long
 def test_an_event_that_never_came_live_is_read_back_in_order(
     make, people, visit, start_server, redis_user
 ):
@@ -756,6 +759,7 @@ def test_stream_opened_while_redis_is_away_gets_events_once_it_is_back(
     assert message_ids(ada_page, group) == [message["id"], after["id"]]
 
 
+@pytest.mark.long
 def test_stream_opens_at_once_while_redis_is_away(make, people, visit, server, redis_restart):
     group = make.group(people.ada, [people.bob], "Team")
     bob = visit(people.bob)
@@ -810,6 +814,7 @@ def test_embedded_hub_without_redis_delivers_in_one_process(
     assert "no Redis needed" in event.data
 
 
+@pytest.mark.long
 def test_gunicorn_keeps_a_browsers_connection_between_messages_sent_seconds_apart(server):
     """Someone chatting every few seconds sends each message over the connection they already
     have: no new TCP connection (and its round trips) per message."""

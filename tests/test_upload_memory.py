@@ -45,6 +45,7 @@ def rss(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
+@pytest.mark.long
 def test_eight_huge_photos_at_once_keep_the_worker_small(start_server, make):
     server = start_server(redis=False, MAX_UPLOAD_MB="10")
     ada, bob = make.user("Ada"), make.user("Bob")
