@@ -90,6 +90,8 @@ class Config:
         # Seconds the text of a send refused without JavaScript is kept for its composer.
         self.DRAFT_KEEP_SECONDS = float(os.environ.get("DRAFT_KEEP_SECONDS", 900))
         self.REDIS_PREFIX = os.environ.get("REDIS_PREFIX", "chipper")
+        # Minutes after sending during which its author may edit a message; 0: no limit.
+        self.EDIT_WINDOW_MINUTES = int(os.environ.get("EDIT_WINDOW_MINUTES", 60))
         # Argon2id's cost for password hashes: passes, memory (KiB) and lanes. OWASP's
         # minimum is 2 passes over 19 MiB; stronger settings rehash each password at sign-in.
         self.PASSWORD_HASH_TIME = int(os.environ.get("PASSWORD_HASH_TIME", 2))

@@ -165,6 +165,8 @@ class Message(Timestamps, db.Model):
     call_id: Mapped[int | None] = mapped_column(sa.ForeignKey("calls.id", ondelete="SET NULL"))
     # A deleted message stays as a tombstone ("message deleted") with its body wiped.
     deleted_at: Mapped[datetime | None] = mapped_column()
+    # When its author last changed the text ("edited"); None if never.
+    edited_at: Mapped[datetime | None] = mapped_column()
 
     author: Mapped[User | None] = relationship()
     # Read through `media`, which never loads it for a text message.
@@ -200,6 +202,7 @@ class Message(Timestamps, db.Model):
             "call_id": self.call_id,
             "deleted": self.is_deleted,
             "created_at": iso(self.created_at),
+            "edited_at": iso(self.edited_at),
             "attachment": self.media.to_json() if self.media else None,
         }
 

@@ -109,6 +109,16 @@ def journey(page, path_for) -> list[Path]:
     page.get_by_role("link", name="Analytical club").first.click()
     page.wait_for_selector("#composer")
     snap("group")
+    # Ada edits her last message in place.
+    last = page.locator("#messages .message.mine").last
+    last.hover()
+    last.get_by_title("Message actions").click()
+    last.get_by_role("link", name="Edit this message").click()
+    page.wait_for_selector(".message.editing textarea")
+    snap("edit")
+    page.locator(".message.editing textarea").fill("Then I bring the biscuits and the jam.")
+    page.locator(".message.editing").get_by_role("button", name="Save").click()
+    page.wait_for_selector(".message .edited")
     page.get_by_role("link", name="Group details").click()
     page.wait_for_selector("#details:visible")
     snap("details")

@@ -191,7 +191,12 @@ TABLE: dict[tuple[str, str], Case] = {
     ("messages.create", "POST"): case(
         "/conversations/{group}/messages", members((201, 422)), body="hello"
     ),
-    # The participant sees the owner's message but may not delete it.
+    # The participant sees the owner's message but may not edit or delete it.
+    ("messages.show", "GET"): case("/messages/{message}", members(same(200))),
+    ("messages.edit", "GET"): case("/messages/{message}/edit", members(same(403), same(200))),
+    ("messages.update", "PATCH"): case(
+        "/messages/{message}", members(same(403), (200, 422)), body="edited"
+    ),
     ("messages.delete", "DELETE"): case("/messages/{message}", members(same(403), same(200))),
     ("notifications.key", "GET"): case("/push/key", anyone(200)),
     ("notifications.subscribe", "POST"): case(

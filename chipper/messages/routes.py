@@ -1,6 +1,6 @@
-"""Sending and deleting messages."""
+"""Sending, editing and deleting messages."""
 
-from flask import jsonify, render_template, request, url_for
+from flask import jsonify, make_response, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from chipper.conversations.views import conversation_page
@@ -8,10 +8,25 @@ from chipper.limits import configured, limiter, per_user
 from chipper.media import too_large_message
 from chipper.messages import bp
 from chipper.models import Conversation
-from chipper.services import Invalid, NotFound, ServiceError, TooLarge, drafts
+from chipper.services import Conflict, Invalid, NotFound, ServiceError, TooLarge, drafts
 from chipper.services.conversations import conversation_for, membership_for
-from chipper.services.messages import Upload, delete_message, send_message
-from chipper.web import error_page, form_value, is_htmx, json_error, see_other, wants_json
+from chipper.services.messages import (
+    Upload,
+    delete_message,
+    edit_message,
+    editable,
+    message_for,
+    send_message,
+)
+from chipper.web import (
+    error_page,
+    form_value,
+    is_htmx,
+    json_error,
+    page,
+    see_other,
+    wants_json,
+)
 
 
 @bp.before_request
@@ -113,6 +128,62 @@ def too_large(error):
     return refused(conversation, "", refusal)
 
 
+def _back_to(message):
+    return see_other(
+        url_for(
+            "conversations.show", conversation_id=message.conversation_id, _anchor=f"m{message.id}"
+        )
+    )
+
+
+@bp.get("/messages/<int:message_id>")
+def show(message_id: int):
+    """One message: its JSON, its list item for htmx (an edit cancelled), else its place in
+    the conversation."""
+    message, _ = message_for(current_user, message_id)
+    if wants_json():
+        return jsonify(message.to_json())
+    if is_htmx():
+        return render_template("messages/_message.html", message=message, viewer_id=current_user.id)
+    return _back_to(message)
+
+
+@bp.get("/messages/<int:message_id>/edit")
+def edit(message_id: int):
+    """The edit form: in place of the message for htmx, a small page without JavaScript."""
+    message = editable(current_user, message_id)
+    return _edit_form(message, message.body, None, 200)
+
+
+def _edit_form(message, body: str, error: str | None, status: int):
+    context = {"message": message, "body": body, "error": error}
+    if is_htmx():
+        response = make_response(render_template("messages/_editing.html", **context), status)
+        # A refusal goes where the form is (the page's script swaps 422 answers in place).
+        response.headers.update({"HX-Retarget": f"#m{message.id}", "HX-Reswap": "outerHTML"})
+        return response
+    return page("messages/edit.html", status=status, **context)
+
+
+@bp.patch("/messages/<int:message_id>")
+def update(message_id: int):
+    editable(current_user, message_id)  # who may, before what they sent is read
+    body = form_value("body")
+    try:
+        message = edit_message(current_user, message_id, body)
+    except (Invalid, Conflict) as error:
+        if wants_json() or error.field != "body":
+            raise
+        # The form again with the reason, keeping what was typed.
+        message, _ = message_for(current_user, message_id)
+        return _edit_form(message, body, error.message, error.status)
+    if wants_json():
+        return jsonify(message.to_json())
+    if is_htmx():
+        return render_template("messages/_message.html", message=message, viewer_id=current_user.id)
+    return _back_to(message)
+
+
 @bp.delete("/messages/<int:message_id>")
 def delete(message_id: int):
     message = delete_message(current_user, message_id)
@@ -120,8 +191,4 @@ def delete(message_id: int):
         return jsonify(message.to_json())
     if is_htmx():
         return render_template("messages/_message.html", message=message, viewer_id=current_user.id)
-    return see_other(
-        url_for(
-            "conversations.show", conversation_id=message.conversation_id, _anchor=f"m{message.id}"
-        )
-    )
+    return _back_to(message)

@@ -30,6 +30,7 @@ KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
         Kind("message-created", conversation_list=True, unread=True),
+        Kind("message-updated", conversation_list=True),
         Kind("message-deleted", conversation_list=True, unread=True),
         Kind("conversation-created", conversation=False, conversation_list=True),
         Kind("conversation-updated", conversation_list=True),

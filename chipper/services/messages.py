@@ -1,8 +1,8 @@
-"""Messages: reading a page of history, sending, deleting."""
+"""Messages: reading a page of history, sending, editing, deleting."""
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import BinaryIO
 
 import sqlalchemy as sa
@@ -161,6 +161,7 @@ def insert_message(
         "call_id": call_id,
         "client_key": client_key,
         "deleted_at": None,
+        "edited_at": None,
         "created_at": now,
         "updated_at": now,
     }
@@ -239,6 +240,41 @@ def attachment_for(user: User, attachment_id: int, *, thumbnail: bool = False) -
     except NotFound:
         raise NotFound("Attachment not found.") from None
     return row.Attachment
+
+
+def editable(user: User, message_id: int) -> Message:
+    """A message this user may edit now: their own text or caption (not a call's entry), not
+    deleted, within EDIT_WINDOW_MINUTES of sending. Outsiders get 404, others 403 or 409."""
+    return _editable(user, message_id)[0]
+
+
+def _editable(user: User, message_id: int) -> tuple[Message, Conversation]:
+    message, conversation = message_for(user, message_id)
+    if message.user_id != user.id:
+        raise Forbidden("You can only edit your own messages.")
+    if message.type == "call":
+        raise Forbidden("Call entries cannot be edited.")
+    if message.is_deleted:
+        raise Conflict("This message was deleted.")
+    window = current_app.config["EDIT_WINDOW_MINUTES"]
+    if window and utcnow() - message.created_at > timedelta(minutes=window):
+        raise Conflict(f"Messages can be edited for {window} minutes after sending.", field="body")
+    return message, conversation
+
+
+def edit_message(user: User, message_id: int, body: str | None) -> Message:
+    """The author changes a message's text (a file's caption; the file stays as it was). The
+    same text again changes nothing and tells no one."""
+    message, conversation = _editable(user, message_id)
+    body = clean_body(body, required=message.media is None)
+    if body == message.body:
+        return message
+    message.body = body
+    message.edited_at = message.updated_at = utcnow()
+    event = _message_event("message-updated", message, member_ids(conversation))
+    db.session.commit()
+    events.publish(event)
+    return message
 
 
 def delete_message(user: User, message_id: int) -> Message:

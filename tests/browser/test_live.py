@@ -290,3 +290,40 @@ def test_a_tab_signed_out_from_another_device_goes_to_the_login_page(browse, mak
     expect(phone.get_by_role("heading", name="Log in")).to_be_visible()
     laptop.goto("/conversations")
     expect(laptop.get_by_role("heading", name="Log in")).to_have_count(0)
+
+
+def test_an_edit_shows_in_place_on_both_pages(browse, make):
+    alice, bea = make.user("Alice Adams"), make.user("Bea Baker")
+    conversation_id = make.private(alice, bea)
+    path = f"/conversations/{conversation_id}"
+    a = person(browse, make, alice, path)
+    b = person(browse, make, bea, path)
+    send(a, "See you at 8")
+    message_id = messages_with(a, "See you at 8").get_attribute("id")
+    expect(b.locator(f"#{message_id}")).to_have_count(1)
+
+    a.locator(f"#{message_id}").hover()
+    a.locator(f"#{message_id}").get_by_title("Message actions").click()
+    a.locator(f"#{message_id}").get_by_role("link", name="Edit this message").click()
+    box = a.locator(f"#{message_id}").get_by_label("Message")
+    expect(box).to_have_value("See you at 8")
+    box.fill("See you at 9")
+    with a.expect_response(lambda r: r.request.method == "PATCH" and r.status == 200):
+        a.locator(f"#{message_id}").get_by_role("button", name="Save").click()
+    for page in (a, b):
+        expect(page.locator(f"#{message_id} .body")).to_have_text("See you at 9 (edited)")
+        expect(page.locator(f"#{message_id} .edited")).to_have_text("(edited)")
+    expect(a.locator(f"#{message_id}")).to_have_class(MINE)
+    expect(b.locator(f"#{message_id}")).not_to_have_class(MINE)
+    got_event(b, f"message-updated-{conversation_id}")
+    expect(b.locator("#messages .message")).to_have_count(1)
+    assert_no_reload(a, b)
+
+    # Cancel puts the message back as it was.
+    a.locator(f"#{message_id}").hover()
+    a.locator(f"#{message_id}").get_by_title("Message actions").click()
+    a.locator(f"#{message_id}").get_by_role("link", name="Edit this message").click()
+    a.locator(f"#{message_id}").get_by_role("link", name="Cancel").click()
+    expect(a.locator(f"#{message_id} .body")).to_have_text("See you at 9 (edited)")
+    assert_no_reload(a)
+    assert browse.errors == []

@@ -1,5 +1,6 @@
 """Without JavaScript, in Chromium: building a group across several searches keeps every
-choice, and a refused send comes back to the conversation with the reason and the text."""
+choice, a refused send comes back to the conversation with the reason and the text, and a
+message is edited through its menu and a form page."""
 
 import re
 
@@ -64,4 +65,28 @@ def test_a_refused_send_comes_back_with_the_text_and_a_reload_posts_nothing(brow
     page.get_by_role("button", name="Send").click()  # without the file this time
     expect(page.locator("#messages .message")).to_have_count(1)
     expect(page.get_by_label("Message", exact=True)).to_have_value("")
+    assert browse.errors == []
+
+
+def test_a_message_is_edited_through_its_menu_and_a_form_page(browse, make, artifacts):
+    ada, bob = make.user("Ada"), make.user("Bob")
+    chat = make.private(ada, bob)
+    message = make.message(ada, chat, "Lunch at noon?")
+    page = browse.page(javascript=False, width=375, height=812)
+    browse.log_in(page, make.email(ada))
+    page.goto(f"/conversations/{chat}")
+    mine = page.locator(f"#m{message}")
+    mine.get_by_title("Message actions").click()  # a <details>: opens without a script
+    mine.get_by_role("link", name="Edit this message").click()
+    expect(page).to_have_url(re.compile(rf"/messages/{message}/edit$"))
+    box = page.get_by_label("Message")
+    expect(box).to_have_value("Lunch at noon?")
+    box.fill("")
+    page.get_by_role("button", name="Save").click()  # refused in the browser: required
+    expect(page).to_have_url(re.compile(rf"/messages/{message}/edit$"))
+    box.fill("Lunch at one?")
+    page.screenshot(path=artifacts / "edit-nojs-phone.png")
+    page.get_by_role("button", name="Save").click()
+    expect(page).to_have_url(re.compile(rf"/conversations/{chat}#m{message}$"))
+    expect(page.locator(f"#m{message} .body")).to_have_text("Lunch at one? (edited)")
     assert browse.errors == []

@@ -283,8 +283,9 @@
   }
 
   // A message can reach the page twice (the POST answer and the broadcast, or a replay after
-  // a reconnect): the DOM id decides. A known message is replaced in place (a deletion turns
-  // it into "message deleted"); a deletion of one not on the page is ignored.
+  // a reconnect): the DOM id decides. A known message is replaced in place (an edit shows the
+  // new text, a deletion turns it into "message deleted"), except that an edit made elsewhere
+  // leaves this tab's open edit form alone; a change to one not on the page is ignored.
   document.addEventListener("htmx:sseBeforeMessage", function (event) {
     var message = event.detail;
     noteEventId(message.lastEventId);
@@ -294,14 +295,17 @@
     var incoming = template.content.firstElementChild;
     if (!incoming || !incoming.id || !incoming.classList.contains("message")) return;
     var existing = document.getElementById(incoming.id);
-    if (existing) {
+    var editing = existing && existing.classList.contains("editing");
+    if (editing && message.type.indexOf("message-updated-") === 0) {
+      event.preventDefault();
+    } else if (existing) {
       event.preventDefault();
       existing.replaceWith(incoming);
       htmx.process(incoming);
       markMine(incoming);
       place(incoming);
       place(incoming.nextElementSibling);
-    } else if (message.type.indexOf("message-deleted-") === 0) {
+    } else if (message.type.indexOf("message-created-") !== 0) {
       event.preventDefault();
     }
     if (message.type.indexOf("message-created-") === 0) {
