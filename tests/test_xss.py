@@ -115,6 +115,16 @@ def test_hostile_text_is_shown_as_text_everywhere(
     sent = sender.post(f"/conversations/{team}/messages", data={"body": hostile}, headers=HTMX)
     assert sent.status_code == 201
     assert_inert(text(sent), "the htmx fragment", hostile)
+    # A message edited into the same text: the fragment, then the form and its page.
+    draft = as_json(
+        sender.post(f"/conversations/{team}/messages", json={"body": "draft"}, headers=JSON)
+    )
+    edited = sender.patch(f"/messages/{draft['id']}", data={"body": hostile}, headers=HTMX)
+    assert edited.status_code == 200, text(edited)
+    assert_inert(text(edited), "the edited fragment", hostile)
+    assert_inert(text(sender.get(f"/messages/{draft['id']}/edit")), "the edit page", hostile)
+    form = sender.get(f"/messages/{draft['id']}/edit", headers=HTMX)
+    assert_inert(text(form), "the edit form", hostile)
     upload = sender.post(
         f"/conversations/{team}/messages",
         data={"body": "", "file": (io.BytesIO(png()), hostile.replace("/", "")[:60] + ".png")},
@@ -140,7 +150,8 @@ def test_hostile_text_is_shown_as_text_everywhere(
         except Exception:
             break
         if envelope.html:
-            hostile_here = hostile if envelope.kind == "message-created" else ""
+            mentions = envelope.kind in ("message-created", "message-updated")
+            hostile_here = hostile if mentions else ""
             assert_inert(envelope.html, f"the stream's {envelope.kind}", hostile_here)
 
     # The push payload is plain text in JSON, which the service worker shows as text.
