@@ -121,6 +121,7 @@ def names(envelope: Envelope, user_id: int = 9, fmt: str = "html") -> list[str]:
     ("kind", "expected"),
     [
         ("message-created", ["message-created-5", "conversations-changed", "unread-changed"]),
+        ("message-updated", ["message-updated-5", "conversations-changed"]),
         ("message-deleted", ["message-deleted-5", "conversations-changed", "unread-changed"]),
         ("conversation-created", ["conversations-changed"]),
         ("conversation-updated", ["conversation-updated-5", "conversations-changed"]),
@@ -146,7 +147,7 @@ def test_each_kind_becomes_the_frames_its_page_listens_for(kind, expected):
 
 
 def test_every_registered_kind_is_covered_above():
-    assert len(KINDS) == 13
+    assert len(KINDS) == 14
 
 
 def test_your_own_message_does_not_touch_your_unread_badge():
