@@ -167,8 +167,13 @@ class Message(Timestamps, db.Model):
     deleted_at: Mapped[datetime | None] = mapped_column()
     # When its author last changed the text ("edited"); None if never.
     edited_at: Mapped[datetime | None] = mapped_column()
+    # The message of the same conversation this one answers: its quote shows above the text.
+    reply_to_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("messages.id", ondelete="SET NULL")
+    )
 
     author: Mapped[User | None] = relationship()
+    reply_to: Mapped[Message | None] = relationship(remote_side=[id])
     # Read through `media`, which never loads it for a text message.
     attachment: Mapped[Attachment | None] = relationship(back_populates="message")
 
@@ -191,6 +196,23 @@ class Message(Timestamps, db.Model):
             return self.body
         return f"{label}: {self.body}" if self.body else label
 
+    @property
+    def excerpt(self) -> str:
+        """The first line, short: what a reply quotes."""
+        line = self.preview.strip().split("\n", 1)[0]
+        return line if len(line) <= EXCERPT else line[: EXCERPT - 1].rstrip() + "…"
+
+    def quote_json(self) -> dict | None:
+        original = self.reply_to if self.reply_to_id is not None else None
+        if original is None:
+            return None
+        return {
+            "id": original.id,
+            "author_name": original.author.name if original.author else None,
+            "excerpt": "" if original.is_deleted else original.excerpt,
+            "deleted": original.is_deleted,
+        }
+
     def to_json(self) -> dict:
         return {
             "id": self.id,
@@ -203,10 +225,12 @@ class Message(Timestamps, db.Model):
             "deleted": self.is_deleted,
             "created_at": iso(self.created_at),
             "edited_at": iso(self.edited_at),
+            "reply_to": self.quote_json(),
             "attachment": self.media.to_json() if self.media else None,
         }
 
 
+EXCERPT = 100  # characters of a quoted message
 PREVIEW_LABELS = {"image": "Photo", "audio": "Voice message", "video": "Video", "file": "File"}
 
 

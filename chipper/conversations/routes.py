@@ -150,7 +150,7 @@ def mute(conversation_id: int):
 
 @bp.get("/conversations/<int:conversation_id>")
 def show(conversation_id: int):
-    return conversation_page(conversation_id, None)
+    return conversation_page(conversation_id, None, around=query_int("around"))
 
 
 @bp.get("/conversations/<int:conversation_id>/messages")

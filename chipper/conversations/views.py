@@ -1,5 +1,6 @@
 """The conversation page and JSON shapes, shared by the conversation and message routes."""
 
+import contextlib
 import re
 from urllib.parse import urlsplit
 
@@ -7,12 +8,12 @@ from flask import jsonify, request
 from flask_login import current_user
 
 from chipper.models import Conversation, Message, User
+from chipper.services import ServiceError, drafts
 from chipper.services import conversations as svc
-from chipper.services import drafts
 from chipper.services.accounts import search_users
 from chipper.services.calls import live_call
 from chipper.services.conversations import ConversationSummary
-from chipper.services.messages import page_of_messages
+from chipper.services.messages import page_around, page_of_messages, replied_to
 from chipper.services.push import is_muted
 from chipper.web import is_htmx, page, wants_json
 
@@ -99,27 +100,51 @@ def details_page(
     return messaging_page("conversations/details.html", conversation, status, **context)
 
 
-def conversation_page(conversation_id: int, before: int | None, status: int = 200, **extra):
-    """The conversation page (or its older-messages fragment, or JSON) for the signed-in user."""
+def conversation_page(
+    conversation_id: int,
+    before: int | None,
+    status: int = 200,
+    *,
+    around: int | None = None,
+    **extra,
+):
+    """The conversation page (or its older-messages fragment, or JSON) for the signed-in user:
+    the newest messages, those `before` a message, or those `around` one (a reply's quote
+    opens its original there)."""
     conversation = svc.conversation_for(current_user, conversation_id)
-    if before is None and htmx_target() == "conversation-header":
+    if htmx_target() == "composer":
+        # The composer alone: "Reply" on a message, or the reply cancelled.
+        return page(
+            "messages/_composer.html",
+            conversation=conversation,
+            composer=composer_for(conversation),
+        )
+    latest = before is None and around is None
+    if latest and htmx_target() == "conversation-header":
         # The header refreshing itself after a rename or a member change.
         return header_fragment(conversation)
-    messages, has_more = page_of_messages(conversation, before)
-    if before is None:
+    has_newer = False
+    if around is not None:
+        messages, has_more, has_newer = page_around(conversation, around)
+    else:
+        messages, has_more = page_of_messages(conversation, before)
+    if latest:
         svc.mark_read(current_user, conversation, messages[-1].created_at if messages else None)
     if wants_json():
         return jsonify(
             conversation=conversation_json(conversation, current_user),
             messages=[m.to_json() for m in messages],
             has_more=has_more,
+            has_newer=has_newer,
         )
     context = {
         "messages": messages,
         "has_more": has_more,
+        "has_newer": has_newer,
         "before": before,
-        "composer": carried_composer(conversation.id) if before is None else EMPTY_COMPOSER,
-        "live_call": live_call(conversation) if before is None else None,
+        "around": around,
+        "composer": composer_for(conversation) if latest else EMPTY_COMPOSER,
+        "live_call": live_call(conversation) if latest else None,
         **details_context(conversation),
     }
     context.update(extra)
@@ -131,6 +156,17 @@ def conversation_page(conversation_id: int, before: int | None, status: int = 20
 
 
 EMPTY_COMPOSER = {"body": "", "error": None}
+
+
+def composer_for(conversation: Conversation) -> dict:
+    """The composer as the page opens it: with a refused send's text, or answering the message
+    named by ?reply_to= (one of this conversation's; anything else opens a plain one)."""
+    composer = carried_composer(conversation.id)
+    reply_to = request.args.get("reply_to", "")
+    if reply_to.isdigit():
+        with contextlib.suppress(ServiceError):
+            composer = {**composer, "reply_to": replied_to(conversation, reply_to)}
+    return composer
 
 
 def carried_composer(conversation_id: int) -> dict:

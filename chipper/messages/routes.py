@@ -51,7 +51,14 @@ def create(conversation_id: int):
     # The composer's hidden field, or an API client's header.
     key = form_value("client_key") or request.headers.get("Idempotency-Key", "").strip()
     try:
-        message = send_message(current_user, membership, body, uploaded_file(), client_key=key)
+        message = send_message(
+            current_user,
+            membership,
+            body,
+            uploaded_file(),
+            client_key=key,
+            reply_to=form_value("reply_to") or None,
+        )
     except ServiceError as error:
         return refused(conversation, body, error)
     if wants_json():

@@ -18,6 +18,14 @@ from chipper.realtime import events
 from chipper.services import Conflict, Forbidden, Invalid, NotFound, push, text
 from chipper.services.conversations import Membership, conversation_for, member_ids, touch
 
+# What a message in the timeline shows besides itself: its author, its file, and the message
+# it answers with that one's author.
+_SHOWN_WITH = (
+    selectinload(Message.author),
+    selectinload(Message.attachment),
+    selectinload(Message.reply_to).selectinload(Message.author),
+)
+
 
 def page_of_messages(
     conversation: Conversation, before: int | None = None, limit: int | None = None
@@ -27,7 +35,7 @@ def page_of_messages(
     stmt = (
         sa.select(Message)
         .where(Message.conversation_id == conversation.id)
-        .options(selectinload(Message.author), selectinload(Message.attachment))
+        .options(*_SHOWN_WITH)
         .order_by(Message.id.desc())
         .limit(limit + 1)
     )
@@ -36,6 +44,27 @@ def page_of_messages(
     rows = list(db.session.scalars(stmt))
     has_more = len(rows) > limit
     return rows[:limit][::-1], has_more
+
+
+def page_around(
+    conversation: Conversation, message_id: int, limit: int | None = None
+) -> tuple[list[Message], bool, bool]:
+    """The history around a message: it and up to half a page before it, then what came
+    after, oldest first; whether older and whether newer messages exist beyond these."""
+    limit = limit or current_app.config["MESSAGES_PER_PAGE"]
+    message_id = min(message_id, 2**62)  # a number from the address bar, kept in range
+    older, has_more = page_of_messages(conversation, message_id + 1, limit // 2 + 1)
+    newer = list(
+        db.session.scalars(
+            sa.select(Message)
+            .where(Message.conversation_id == conversation.id, Message.id > message_id)
+            .options(*_SHOWN_WITH)
+            .order_by(Message.id)
+            .limit(limit - len(older) + 1)
+        )
+    )
+    has_newer = len(newer) > limit - len(older)
+    return older + newer[: limit - len(older)], has_more, has_newer
 
 
 def clean_body(body: str | None, *, required: bool = True) -> str:
@@ -79,8 +108,10 @@ def send_message(
     *,
     stored: media.StoredFile | None = None,
     client_key: str | None = None,
+    reply_to: int | str | None = None,
 ) -> Message:
-    """A text message, or a file with an optional caption. The file is checked and stored
+    """A text message, or a file with an optional caption, perhaps answering (`reply_to`) a
+    message of the same conversation. The file is checked and stored
     first (or was, when it comes `stored` already: a shared file); if anything after that
     fails, it is removed again. A `client_key` this user sent before answers with that first
     message: nothing is stored, published or pushed again (`message.replayed` says so)."""
@@ -91,10 +122,13 @@ def send_message(
             raise Conflict("This client key was used for a message elsewhere.", field="client_key")
         return first
     body = clean_body(body, required=upload is None and stored is None)
+    original = replied_to(conversation, reply_to)
     if upload:
         stored = media.store(upload.stream, upload.filename)
     try:
-        message = insert_message(conversation, user.id, body, stored=stored, client_key=client_key)
+        message = insert_message(
+            conversation, user.id, body, stored=stored, client_key=client_key, reply_to=original
+        )
         _read_up_to(user, conversation, message.created_at)
         event = _message_event("message-created", message, membership.member_ids)
         db.session.commit()
@@ -114,6 +148,23 @@ def send_message(
     events.publish(event)
     push.notify_message(message, membership.member_ids)
     return message
+
+
+def replied_to(conversation: Conversation, reply_to: int | str | None) -> Message | None:
+    """The message a send answers: one of this conversation's, not deleted; None for none."""
+    if reply_to is None or reply_to == "":
+        return None
+    refusal = Invalid("Reply to a message of this conversation.", field="reply_to")
+    try:
+        message_id = int(reply_to)
+    except (TypeError, ValueError):
+        raise refusal from None
+    original = db.session.get(Message, message_id) if 0 < message_id < 2**63 else None
+    if original is None or original.conversation_id != conversation.id:
+        raise refusal
+    if original.is_deleted:
+        raise Invalid("That message was deleted: reply to another one.", field="reply_to")
+    return original
 
 
 CLIENT_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
@@ -147,6 +198,7 @@ def insert_message(
     call_id: int | None = None,
     at: datetime | None = None,
     client_key: str | None = None,
+    reply_to: Message | None = None,
 ) -> Message:
     """The one way an entry goes into a timeline: a sent message, a shared file and a finished
     call's line all come through here. Inserts it (with its attachment, if any) and moves the
@@ -162,6 +214,7 @@ def insert_message(
         "client_key": client_key,
         "deleted_at": None,
         "edited_at": None,
+        "reply_to_id": reply_to.id if reply_to else None,
         "created_at": now,
         "updated_at": now,
     }
@@ -189,8 +242,9 @@ def insert_message(
         )
         db.session.add(attachment)
         db.session.flush()
-    # Known now, so rendering the message does not query for it.
+    # Known now, so rendering the message does not query for them.
     set_committed_value(message, "attachment", attachment)
+    set_committed_value(message, "reply_to", reply_to)
     touch(conversation, now)
     return message
 
@@ -288,9 +342,19 @@ def delete_message(user: User, message_id: int) -> Message:
             db.session.delete(attachment)
         message.deleted_at = utcnow()
         message.body = ""
-        event = _message_event("message-deleted", message, member_ids(conversation))
+        recipients = member_ids(conversation)
+        event = _message_event("message-deleted", message, recipients)
+        # Its replies quote it no more: every open tab gets them again, "Original message
+        # deleted" where the quote was.
+        replies = db.session.scalars(
+            sa.select(Message)
+            .where(Message.reply_to_id == message.id, Message.deleted_at.is_(None))
+            .options(*_SHOWN_WITH)
+        )
+        updates = [_message_event("message-updated", reply, recipients) for reply in replies]
         db.session.commit()
         # Only once the row is gone: a failed commit leaves the message and its file as they were.
         media.discard(files)
-        events.publish(event)
+        for published in (event, *updates):
+            events.publish(published)
     return message

@@ -327,3 +327,33 @@ def test_an_edit_shows_in_place_on_both_pages(browse, make):
     expect(a.locator(f"#{message_id} .body")).to_have_text("See you at 9 (edited)")
     assert_no_reload(a)
     assert browse.errors == []
+
+
+def test_a_reply_quotes_its_original_and_the_quote_jumps_to_it(browse, make):
+    alice, bea = make.user("Alice Adams"), make.user("Bea Baker")
+    conversation_id = make.private(alice, bea)
+    original = make.message(bea, conversation_id, "Shall we meet at the station?")
+    for n in range(12):
+        make.message(bea, conversation_id, f"and another thing {n}")
+    path = f"/conversations/{conversation_id}"
+    a = person(browse, make, alice, path)
+    b = person(browse, make, bea, path)
+
+    theirs = a.locator(f"#m{original}")
+    theirs.hover()
+    theirs.get_by_title("Message actions").click()
+    expect(theirs.get_by_role("link", name="Edit this message")).to_be_hidden()
+    theirs.get_by_role("link", name="Reply to this message").click()
+    expect(a.locator("#replying")).to_contain_text("Replying to Bea Baker")
+    expect(message_box(a)).to_be_focused()
+    send(a, "Yes, at ten")
+    expect(a.locator("#replying")).to_have_count(0)  # the next message is a plain one
+    for page in (a, b):
+        quote = messages_with(page, "Yes, at ten").locator(".quote")
+        expect(quote).to_have_text("Bea Baker Shall we meet at the station?")
+    # The quote shows the original, scrolled into view and outlined a moment.
+    messages_with(b, "Yes, at ten").locator(".quote").click()
+    expect(b.locator(f"#m{original}")).to_have_class(re.compile(r"\bflash\b"))
+    expect(b.locator(f"#m{original}")).to_be_in_viewport()
+    assert_no_reload(a, b)
+    assert browse.errors == []

@@ -269,6 +269,25 @@
     }
   });
 
+  // A reply's quote shows its original: scrolled to and outlined a moment when it is on the
+  // page; otherwise the link opens the history around it.
+  document.addEventListener("click", function (event) {
+    var quote = event.target.closest && event.target.closest("a.quote[data-jump]");
+    if (!quote) return;
+    var original = document.getElementById(quote.getAttribute("data-jump"));
+    if (!original) return;
+    event.preventDefault();
+    original.scrollIntoView({ block: "center" });
+    original.classList.add("flash");
+    setTimeout(function () { original.classList.remove("flash"); }, 1600);
+  });
+
+  // "Reply" swaps in a composer answering the message (its box has autofocus): close the menu.
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var menu = event.detail.elt && event.detail.elt.closest && event.detail.elt.closest(".message-menu");
+    if (menu) menu.open = false;
+  });
+
   // Live updates (htmx's SSE extension, connected on <body>).
 
   // Remember the newest event id in the stream URL: after a hard failure the extension opens
