@@ -66,18 +66,22 @@ def create(conversation_id: int):
         headers = {"Idempotent-Replayed": "true"} if message.replayed else {}
         return jsonify(message.to_json()), 201, headers
     if is_htmx():
-        # The new message for the timeline, and an empty composer swapped in out of band.
-        return render_template(
-            "messages/_created.html",
-            message=message,
-            conversation=conversation,
-            viewer_id=current_user.id,
-            composer={"body": "", "error": None},
-        ), 201
+        return _sent(message, conversation), 201
     if form_value("from_draft"):
         drafts.discard(current_user, conversation_id)
     return see_other(
         url_for("conversations.show", conversation_id=conversation_id, _anchor=f"m{message.id}")
+    )
+
+
+def _sent(message, conversation) -> str:
+    """The new message for the timeline, and an empty composer swapped in out of band."""
+    return render_template(
+        "messages/_created.html",
+        message=message,
+        conversation=conversation,
+        viewer_id=current_user.id,
+        composer={"body": "", "error": None},
     )
 
 
