@@ -128,6 +128,8 @@ def conversation_page(
         messages, has_more, has_newer = page_around(conversation, around)
     else:
         messages, has_more = page_of_messages(conversation, before)
+    # Where the reader left off: the line "New messages" goes above the first one unread.
+    first_unread = _first_unread(conversation, messages) if latest else None
     if latest:
         svc.mark_read(current_user, conversation, messages[-1].created_at if messages else None)
     if wants_json():
@@ -141,6 +143,7 @@ def conversation_page(
         "messages": messages,
         "has_more": has_more,
         "has_newer": has_newer,
+        "first_unread": first_unread,
         "before": before,
         "around": around,
         "composer": composer_for(conversation) if latest else EMPTY_COMPOSER,
@@ -156,6 +159,18 @@ def conversation_page(
 
 
 EMPTY_COMPOSER = {"body": "", "error": None}
+
+
+def _first_unread(conversation: Conversation, messages: list[Message]) -> int | None:
+    """The id of the first message on the page the reader had not read: someone else's, not
+    deleted, newer than their last read time (before this visit marks it read)."""
+    me = current_user.id
+    read_at = next((p.last_read_at for p in conversation.participants if p.user_id == me), None)
+    for message in messages:
+        unread = read_at is None or message.created_at > read_at
+        if unread and message.user_id != me and not message.is_deleted:
+            return message.id
+    return None
 
 
 def composer_for(conversation: Conversation) -> dict:

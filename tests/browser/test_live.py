@@ -357,3 +357,35 @@ def test_a_reply_quotes_its_original_and_the_quote_jumps_to_it(browse, make):
     expect(b.locator(f"#m{original}")).to_be_in_viewport()
     assert_no_reload(a, b)
     assert browse.errors == []
+
+
+def test_a_conversation_opens_at_new_messages_and_counts_what_arrives_below(browse, make):
+    alice, bea = make.user("Alice Adams"), make.user("Bea Baker")
+    conversation_id = make.private(alice, bea)
+    for n in range(30):
+        make.message(alice, conversation_id, f"old news {n}")
+    first_new = make.message(bea, conversation_id, "Are you there?")
+    for n in range(25):
+        make.message(bea, conversation_id, f"and then {n}")
+    path = f"/conversations/{conversation_id}"
+    a = person(browse, make, alice, path)
+    b = person(browse, make, bea, path)
+    expect(a.locator("#unread")).to_have_text("New messages")
+    expect(a.locator("#unread")).to_be_in_viewport()
+    expect(a.locator(f"#m{first_new}")).to_be_in_viewport()
+    expect(messages_with(a, "and then 24")).not_to_be_in_viewport()
+
+    # Alice reads further up; two messages arrive below.
+    send(b, "Hello?")
+    send(b, "Hello??")
+    button = a.get_by_role("button", name="2 new messages")
+    expect(button).to_be_visible()
+    button.click()
+    expect(messages_with(a, "Hello??")).to_be_in_viewport()
+    expect(button).to_be_hidden()
+    # At the newest end, what arrives just shows.
+    send(b, "There you are")
+    expect(messages_with(a, "There you are")).to_be_in_viewport()
+    expect(a.locator("#new-below")).to_be_hidden()
+    assert_no_reload(a, b)
+    assert browse.errors == []

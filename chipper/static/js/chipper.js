@@ -269,6 +269,37 @@
     }
   });
 
+  // A conversation opens at "New messages" when there are some; messages that arrive while
+  // the reader is further up are counted on a button that goes to the newest.
+  var newBelow = 0;
+  function timelineAtEnd() {
+    var timeline = document.querySelector(".timeline");
+    // A column-reverse scroller: 0 at the newest end, negative further up.
+    return !timeline || timeline.scrollTop > -80;
+  }
+  function showNewBelow() {
+    var button = document.getElementById("new-below");
+    if (!button) return;
+    button.hidden = newBelow === 0;
+    button.textContent = newBelow === 1 ? "1 new message" : newBelow + " new messages";
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    var divider = document.getElementById("unread");
+    if (divider) divider.scrollIntoView({ block: "start" });
+    var timeline = document.querySelector(".timeline");
+    if (timeline) {
+      timeline.addEventListener("scroll", function () {
+        if (newBelow && timelineAtEnd()) { newBelow = 0; showNewBelow(); }
+      }, { passive: true });
+    }
+  });
+  document.addEventListener("click", function (event) {
+    if (!event.target.closest || !event.target.closest("#new-below")) return;
+    newBelow = 0;
+    showNewBelow();
+    scrollTimelineToEnd();
+  });
+
   // A reply's quote shows its original: scrolled to and outlined a moment when it is on the
   // page; otherwise the link opens the history around it.
   document.addEventListener("click", function (event) {
@@ -330,6 +361,10 @@
     if (message.type.indexOf("message-created-") === 0) {
       var typing = document.getElementById("typing");
       if (typing) typing.textContent = "";
+      if (!existing && !timelineAtEnd() && incoming.getAttribute("data-author-id") !== me) {
+        newBelow += 1;
+        showNewBelow();
+      }
     }
   });
 
