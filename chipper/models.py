@@ -231,6 +231,9 @@ class Message(Timestamps, db.Model):
 
 
 EXCERPT = 100  # characters of a quoted message
+# The largest id a row can have: ids are 32-bit integers on PostgreSQL. A number from a URL
+# or a form is kept within it before it reaches a query.
+MAX_ID = 2**31 - 1
 PREVIEW_LABELS = {"image": "Photo", "audio": "Voice message", "video": "Video", "file": "File"}
 
 

@@ -13,6 +13,7 @@ from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from chipper.media import storage
+from chipper.models import MAX_ID
 from chipper.services import Invalid, ServiceError
 
 OVERRIDABLE = {"PATCH", "PUT", "DELETE"}
@@ -151,8 +152,9 @@ def form_ids(name: str = "user_ids") -> list[int]:
 
 
 def query_int(name: str) -> int | None:
+    """A non-negative id from the query string (kept within MAX_ID), else None."""
     value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
+    return min(int(value), MAX_ID) if value.isdigit() else None
 
 
 def page(template: str, block: str | None = None, status: int = 200, **context):

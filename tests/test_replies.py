@@ -75,7 +75,7 @@ def test_a_long_first_line_is_cut_in_the_quote(client, make, bob, chat):
     assert len(reply(client, chat, long).get_json()["reply_to"]["excerpt"]) <= 100
 
 
-@pytest.mark.parametrize("bad", ["abc", "-1", "99999", "1e3", "9" * 40])
+@pytest.mark.parametrize("bad", ["abc", "-1", "99999", "1e3", "9" * 40, str(2**31), "0"])
 def test_a_reply_to_no_message_of_this_conversation_is_refused(client, sql, chat, question, bad):
     response = reply(client, chat, bad)
     assert response.status_code == 422
@@ -160,7 +160,10 @@ def test_the_history_opens_around_a_message(client, make, bob, chat):
     # Around the newest: nothing newer, and no link to it.
     last = text(client.get(f"/conversations/{chat}?around={ids[-1]}"))
     assert "Newer messages" not in last
-    assert client.get(f"/conversations/{chat}?around={'9' * 30}").status_code == 200
+    for huge in ("9" * 30, str(2**31), str(2**31 - 1)):
+        assert client.get(f"/conversations/{chat}?around={huge}").status_code == 200
+        assert client.get(f"/conversations/{chat}/messages?before={huge}").status_code == 200
+        assert client.get(f"/conversations/{chat}?reply_to={huge}").status_code == 200
 
 
 def test_the_reply_reaches_open_tabs_with_its_quote_and_a_deletion_updates_it(make, visit, live):

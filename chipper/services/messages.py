@@ -13,7 +13,15 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from chipper import media
 from chipper.extensions import db
-from chipper.models import Attachment, Conversation, Message, Participant, User, utcnow
+from chipper.models import (
+    MAX_ID,
+    Attachment,
+    Conversation,
+    Message,
+    Participant,
+    User,
+    utcnow,
+)
 from chipper.realtime import events
 from chipper.services import Conflict, Forbidden, Invalid, NotFound, push, text
 from chipper.services.conversations import Membership, conversation_for, member_ids, touch
@@ -52,7 +60,7 @@ def page_around(
     """The history around a message: it and up to half a page before it, then what came
     after, oldest first; whether older and whether newer messages exist beyond these."""
     limit = limit or current_app.config["MESSAGES_PER_PAGE"]
-    message_id = min(message_id, 2**62)  # a number from the address bar, kept in range
+    message_id = min(message_id, MAX_ID - 1)  # a number from the address bar, kept in range
     older, has_more = page_of_messages(conversation, message_id + 1, limit // 2 + 1)
     newer = list(
         db.session.scalars(
@@ -159,7 +167,7 @@ def replied_to(conversation: Conversation, reply_to: int | str | None) -> Messag
         message_id = int(reply_to)
     except (TypeError, ValueError):
         raise refusal from None
-    original = db.session.get(Message, message_id) if 0 < message_id < 2**63 else None
+    original = db.session.get(Message, message_id) if 0 < message_id <= MAX_ID else None
     if original is None or original.conversation_id != conversation.id:
         raise refusal
     if original.is_deleted:
