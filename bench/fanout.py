@@ -636,6 +636,7 @@ class Bench:
         from werkzeug.security import generate_password_hash
 
         from chipper import create_app
+        from chipper.cli import init_migrations
         from chipper.extensions import db
         from chipper.models import Conversation, Message, Participant, User
         from chipper.services import sessions
@@ -651,6 +652,7 @@ class Bench:
         )
         t0 = time.time()
         n, c, size = self.users, self.args.conversations, self.group_size
+        init_migrations(app)  # Flask-Migrate is set up by `flask db` only
         with app.app_context():
             logging.getLogger("alembic").setLevel(logging.WARNING)
             flask_migrate.upgrade()

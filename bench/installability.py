@@ -53,6 +53,7 @@ def serve(folder: Path):
     from flask_migrate import upgrade
 
     from chipper import create_app
+    from chipper.cli import init_migrations
     from chipper.extensions import db
     from chipper.models import User
     from chipper.services import conversations, messages
@@ -65,6 +66,7 @@ def serve(folder: Path):
             "UPLOAD_FOLDER": str(folder / "uploads"),
         }
     )
+    init_migrations(app)  # Flask-Migrate is set up by `flask db` only
     with app.app_context():
         upgrade()
         ada = register_user("Ada", "ada@example.com", PASSWORD)

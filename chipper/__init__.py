@@ -15,6 +15,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.update(test_config)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
+    from chipper.web import IdConverter
+
+    app.url_map.converters["int"] = IdConverter  # before any route is added
 
     from chipper import cli, db_setup, filters, jobs, limits, realtime, streams, web
     from chipper.extensions import csrf, db, login_manager

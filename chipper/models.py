@@ -169,7 +169,7 @@ class Message(Timestamps, db.Model):
     edited_at: Mapped[datetime | None] = mapped_column()
     # The message of the same conversation this one answers: its quote shows above the text.
     reply_to_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("messages.id", ondelete="SET NULL")
+        sa.ForeignKey("messages.id", ondelete="SET NULL"), index=True
     )
 
     author: Mapped[User | None] = relationship()

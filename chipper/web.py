@@ -4,13 +4,14 @@ import io
 import json
 import math
 import tempfile
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import flask
 from flask import Flask, jsonify, make_response, redirect, render_template, request
 from jinja2_fragments.flask import render_block
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from chipper.media import storage
 from chipper.models import MAX_ID
@@ -154,7 +155,18 @@ def form_ids(name: str = "user_ids") -> list[int]:
 def query_int(name: str) -> int | None:
     """A non-negative id from the query string (kept within MAX_ID), else None."""
     value = request.args.get(name, "")
-    return min(int(value), MAX_ID) if value.isdigit() else None
+    if not (value.isascii() and value.isdigit()) or len(value) > 20:
+        return None
+    return min(int(value), MAX_ID)
+
+
+class IdConverter(IntegerConverter):
+    """`<int:...>` in every route: an id past what the database holds is a 404 (PostgreSQL
+    refused such a number with an error, a 500)."""
+
+    def __init__(self, map, *args, **kwargs) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
 
 
 def page(template: str, block: str | None = None, status: int = 200, **context):
@@ -252,7 +264,11 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ServiceError)
     def service_error(error: ServiceError):
-        return error_page(error)
+        response = make_response(error_page(error))
+        if is_htmx():
+            # The page's script shows why in its notice (an edit past its time, say).
+            response.headers["X-Chipper-Reason"] = quote(error.message)
+        return response
 
     def http_error(error):
         from flask_wtf.csrf import CSRFError

@@ -56,6 +56,7 @@ def test_edit_without_javascript_is_a_form_page_then_back(client, chat, mine):
     html = text(client.get(form_page))
     assert "<h1>Edit message</h1>" in html
     assert ">helo</textarea>" in html
+    assert "hx-patch" not in html  # a plain form, whether or not the page runs scripts
     response = client.submit(form_page, f"/messages/{mine}", {"_method": "PATCH", "body": "hello"})
     assert response.status_code == 303
     location = urlsplit(response.headers["Location"])
@@ -195,6 +196,10 @@ def test_edits_stop_after_the_window(app, client, sql, mine):
     assert response.status_code == 409
     assert "60 minutes" in response.get_json()["error"]
     assert client.get(f"/messages/{mine}/edit").status_code == 409
+    # htmx gets the reason in a header, which the page shows in its notice.
+    late = client.get(f"/messages/{mine}/edit", headers=HTMX)
+    assert late.status_code == 409
+    assert "60%20minutes" in late.headers["X-Chipper-Reason"]
     # 0: no limit.
     app.config["EDIT_WINDOW_MINUTES"] = 0
     assert patch(client, mine, "late but fine").status_code == 200
@@ -235,6 +240,18 @@ def test_every_open_tab_is_told_and_a_reconnecting_tab_too(make, visit, live):
     sync = f'id="m{alice.send(side, "sync")["id"]}"'
     wait_for(cara_page, lambda e: e.name == f"message-created-{side}" and sync in e.data)
     assert not [e for e in cara_page.events if e.name.startswith("message-updated")]
+
+    # A reply's quote follows the edit of its original.
+    answer = make.message(bob, chat, "what?")
+    with_quote = bobby.request(
+        "POST", f"/conversations/{chat}/messages", json={"body": "ok", "reply_to": message}
+    ).json()["id"]
+    alice.request("PATCH", f"/messages/{message}", json={"body": "hello again"})
+    requoted = wait_for(
+        bob_page, lambda e: e.name == f"message-updated-{chat}" and f'id="m{with_quote}"' in e.data
+    )
+    assert "hello again" in requoted.data
+    assert answer
 
     # A tab that dropped just before the edit gets it on reconnecting.
     resumed = bobby.stream(headers={"Last-Event-ID": str(int(frame.id) - 1)})

@@ -132,17 +132,23 @@ def test_reply_without_javascript_from_the_menu_link(client, sql, chat, question
     assert 'name="reply_to"' not in text(client.get(f"/conversations/{chat}"))
 
 
-def test_reply_with_htmx_swaps_in_a_composer_answering_the_message(client, chat, question):
-    headers = {**HTMX, "HX-Target": "composer"}
+def test_reply_with_htmx_fills_the_composers_reply_slot(client, chat, question):
+    headers = {**HTMX, "HX-Target": "reply-slot"}
     html = text(client.get(f"/conversations/{chat}?reply_to={question}", headers=headers))
-    assert html.startswith('<form id="composer"')
-    assert f'name="reply_to" value="{question}"' in html and "Replying to" in html
-    plain = text(client.get(f"/conversations/{chat}", headers=headers))
-    assert plain.startswith('<form id="composer"') and "reply_to" not in plain
-    # A number that is not a message here opens a plain composer.
-    assert "reply_to" not in text(
-        client.get(f"/conversations/{chat}?reply_to=999", headers=headers)
+    assert html.lstrip().startswith(f'<input type="hidden" name="reply_to" value="{question}">')
+    assert "Replying to" in html and "<form" not in html  # the text being typed stays
+    assert text(client.get(f"/conversations/{chat}", headers=headers)).strip() == ""
+    # A number that is not a message here answers nothing.
+    assert text(client.get(f"/conversations/{chat}?reply_to=999", headers=headers)).strip() == ""
+
+
+def test_a_refused_reply_comes_back_still_answering_the_message(client, sql, chat, question):
+    response = client.post(
+        f"/conversations/{chat}/messages", data={"body": " ", "reply_to": question}, headers=HTMX
     )
+    assert response.status_code == 422
+    assert f'name="reply_to" value="{question}"' in text(response)
+    assert sql.scalar(sa.select(sa.func.count(Message.id))) == 1
 
 
 def test_the_history_opens_around_a_message(client, make, bob, chat):
@@ -160,7 +166,7 @@ def test_the_history_opens_around_a_message(client, make, bob, chat):
     # Around the newest: nothing newer, and no link to it.
     last = text(client.get(f"/conversations/{chat}?around={ids[-1]}"))
     assert "Newer messages" not in last
-    for huge in ("9" * 30, str(2**31), str(2**31 - 1)):
+    for huge in ("9" * 30, "9" * 5000, str(2**31), str(2**31 - 1), "²"):
         assert client.get(f"/conversations/{chat}?around={huge}").status_code == 200
         assert client.get(f"/conversations/{chat}/messages?before={huge}").status_code == 200
         assert client.get(f"/conversations/{chat}?reply_to={huge}").status_code == 200
@@ -184,3 +190,12 @@ def test_the_reply_reaches_open_tabs_with_its_quote_and_a_deletion_updates_it(ma
         tab, lambda e: e.name == f"message-updated-{chat}" and f'id="m{reply_id}"' in e.data
     )
     assert "Original message deleted" in updated.data and "Dinner" not in updated.data
+
+
+def test_ids_past_what_the_database_holds_are_not_found(client, chat):
+    for huge in (str(2**31), "9" * 30):
+        assert client.get(f"/messages/{huge}", headers=JSON).status_code == 404
+        assert client.get(f"/conversations/{huge}", headers=JSON).status_code == 404
+        # No route takes it (Werkzeug says 405 for the unsafe methods), and nothing breaks.
+        patched = client.patch(f"/messages/{huge}", json={"body": "x"}, headers=JSON)
+        assert patched.status_code in (404, 405)

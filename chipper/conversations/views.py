@@ -112,13 +112,10 @@ def conversation_page(
     the newest messages, those `before` a message, or those `around` one (a reply's quote
     opens its original there)."""
     conversation = svc.conversation_for(current_user, conversation_id)
-    if htmx_target() == "composer":
-        # The composer alone: "Reply" on a message, or the reply cancelled.
-        return page(
-            "messages/_composer.html",
-            conversation=conversation,
-            composer=composer_for(conversation),
-        )
+    if htmx_target() == "reply-slot":
+        # What the composer answers: "Reply" on a message, or nothing (the reply cancelled).
+        composer = composer_for(conversation)
+        return page("messages/_reply_slot.html", conversation=conversation, composer=composer)
     latest = before is None and around is None
     if latest and htmx_target() == "conversation-header":
         # The header refreshing itself after a rename or a member change.

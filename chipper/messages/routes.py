@@ -1,5 +1,7 @@
 """Sending, editing and deleting messages."""
 
+import contextlib
+
 from flask import jsonify, make_response, render_template, request, url_for
 from flask_login import current_user, login_required
 
@@ -16,6 +18,7 @@ from chipper.services.messages import (
     edit_message,
     editable,
     message_for,
+    replied_to,
     send_message,
 )
 from chipper.web import (
@@ -103,6 +106,10 @@ def refused(conversation: Conversation, body: str, error: ServiceError):
     if wants_json():
         return json_error(error.message, error.status, error.field)
     composer = {"body": body, "error": error.message}
+    if error.field != "reply_to" and form_value("reply_to"):
+        # Still answering the same message once the text is put right.
+        with contextlib.suppress(ServiceError):
+            composer["reply_to"] = replied_to(conversation, form_value("reply_to"))
     if is_htmx():
         html = render_template(
             "messages/_composer.html", conversation=conversation, composer=composer

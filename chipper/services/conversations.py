@@ -117,6 +117,7 @@ _LIST = (
     .options(
         selectinload(Conversation.participants).selectinload(Participant.user),
         selectinload(Message.attachment),
+        selectinload(Message.reply_to).selectinload(Message.author),
     )
     .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
 )
@@ -134,7 +135,8 @@ _TOTAL_UNREAD = (
 
 
 def list_conversations(user: User) -> list[ConversationSummary]:
-    """Latest activity first. Four queries however many conversations there are."""
+    """Latest activity first. Six queries however many conversations there are (the last
+    messages' files, and the messages they answer with their authors, in one each)."""
     rows = db.session.execute(_LIST, {"uid": user.id}).all()
     return [ConversationSummary(c, m, n) for c, m, n in rows]
 

@@ -333,10 +333,24 @@ def edit_message(user: User, message_id: int, body: str | None) -> Message:
         return message
     message.body = body
     message.edited_at = message.updated_at = utcnow()
-    event = _message_event("message-updated", message, member_ids(conversation))
+    recipients = member_ids(conversation)
+    event = _message_event("message-updated", message, recipients)
+    updates = _replies_shown_again(message, recipients)  # their quotes show the new text
     db.session.commit()
-    events.publish(event)
+    for published in (event, *updates):
+        events.publish(published)
     return message
+
+
+def _replies_shown_again(message: Message, recipients: list[int]) -> list[events.Envelope]:
+    """A message-updated event for each reply to `message` still shown, whose quote changed
+    with it: every open tab gets them again."""
+    replies = db.session.scalars(
+        sa.select(Message)
+        .where(Message.reply_to_id == message.id, Message.deleted_at.is_(None))
+        .options(*_SHOWN_WITH)
+    )
+    return [_message_event("message-updated", reply, recipients) for reply in replies]
 
 
 def delete_message(user: User, message_id: int) -> Message:
@@ -352,14 +366,8 @@ def delete_message(user: User, message_id: int) -> Message:
         message.body = ""
         recipients = member_ids(conversation)
         event = _message_event("message-deleted", message, recipients)
-        # Its replies quote it no more: every open tab gets them again, "Original message
-        # deleted" where the quote was.
-        replies = db.session.scalars(
-            sa.select(Message)
-            .where(Message.reply_to_id == message.id, Message.deleted_at.is_(None))
-            .options(*_SHOWN_WITH)
-        )
-        updates = [_message_event("message-updated", reply, recipients) for reply in replies]
+        # Its replies quote it no more: "Original message deleted" where the quote was.
+        updates = _replies_shown_again(message, recipients)
         db.session.commit()
         # Only once the row is gone: a failed commit leaves the message and its file as they were.
         media.discard(files)

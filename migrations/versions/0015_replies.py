@@ -23,9 +23,11 @@ def upgrade():
             'fk_messages_reply_to_id_messages', 'messages', ['reply_to_id'], ['id'],
             ondelete='SET NULL',
         )
+        batch_op.create_index('ix_messages_reply_to_id', ['reply_to_id'])
 
 
 def downgrade():
     with op.batch_alter_table('messages') as batch_op:
+        batch_op.drop_index('ix_messages_reply_to_id')
         batch_op.drop_constraint('fk_messages_reply_to_id_messages', type_='foreignkey')
         batch_op.drop_column('reply_to_id')

@@ -339,6 +339,7 @@ def test_a_reply_quotes_its_original_and_the_quote_jumps_to_it(browse, make):
     a = person(browse, make, alice, path)
     b = person(browse, make, bea, path)
 
+    message_box(a).fill("Yes, at ten")  # typed before choosing Reply: it stays
     theirs = a.locator(f"#m{original}")
     theirs.hover()
     theirs.get_by_title("Message actions").click()
@@ -346,6 +347,7 @@ def test_a_reply_quotes_its_original_and_the_quote_jumps_to_it(browse, make):
     theirs.get_by_role("link", name="Reply to this message").click()
     expect(a.locator("#replying")).to_contain_text("Replying to Bea Baker")
     expect(message_box(a)).to_be_focused()
+    expect(message_box(a)).to_have_value("Yes, at ten")
     send(a, "Yes, at ten")
     expect(a.locator("#replying")).to_have_count(0)  # the next message is a plain one
     for page in (a, b):

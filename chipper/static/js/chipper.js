@@ -143,7 +143,10 @@
 
   document.addEventListener("htmx:responseError", function (event) {
     var status = event.detail.xhr.status;
-    if (status === 400 || status === 403) {
+    var reason = event.detail.xhr.getResponseHeader("X-Chipper-Reason");
+    if ((status === 403 || status === 409) && reason) {
+      toast(decodeURIComponent(reason));
+    } else if (status === 400 || status === 403) {
       toast("That did not work: " + (status === 400 ? "reload the page and try again." : "you are not allowed to do that."));
     } else if (status === 404) {
       toast("That is no longer there. Reload the page.");
@@ -283,16 +286,24 @@
     button.hidden = newBelow === 0;
     button.textContent = newBelow === 1 ? "1 new message" : newBelow + " new messages";
   }
-  document.addEventListener("DOMContentLoaded", function () {
+  // On a page load and when the list opens a conversation in the pane (htmx).
+  function openTimeline() {
+    newBelow = 0;
+    showNewBelow();
     var divider = document.getElementById("unread");
     if (divider) divider.scrollIntoView({ block: "start" });
-    var timeline = document.querySelector(".timeline");
-    if (timeline) {
-      timeline.addEventListener("scroll", function () {
-        if (newBelow && timelineAtEnd()) { newBelow = 0; showNewBelow(); }
-      }, { passive: true });
-    }
+  }
+  document.addEventListener("DOMContentLoaded", openTimeline);
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "conversation-pane") openTimeline();
   });
+  // Scrolling does not bubble; caught on the way down, for whichever timeline is shown.
+  document.addEventListener("scroll", function (event) {
+    if (newBelow && event.target.classList && event.target.classList.contains("timeline") && timelineAtEnd()) {
+      newBelow = 0;
+      showNewBelow();
+    }
+  }, { capture: true, passive: true });
   document.addEventListener("click", function (event) {
     if (!event.target.closest || !event.target.closest("#new-below")) return;
     newBelow = 0;
@@ -313,10 +324,15 @@
     setTimeout(function () { original.classList.remove("flash"); }, 1600);
   });
 
-  // "Reply" swaps in a composer answering the message (its box has autofocus): close the menu.
+  // "Reply" fills the composer's reply slot: close the menu, and type straight away.
   document.addEventListener("htmx:afterRequest", function (event) {
-    var menu = event.detail.elt && event.detail.elt.closest && event.detail.elt.closest(".message-menu");
+    var elt = event.detail.elt;
+    var menu = elt && elt.closest && elt.closest(".message-menu");
     if (menu) menu.open = false;
+    if (event.detail.target && event.detail.target.id === "reply-slot") {
+      var box = document.querySelector("#composer textarea");
+      if (box) box.focus();
+    }
   });
 
   // Live updates (htmx's SSE extension, connected on <body>).
