@@ -63,7 +63,7 @@ def create(conversation_id: int):
             reply_to=form_value("reply_to") or None,
         )
     except ServiceError as error:
-        return refused(conversation, body, error)
+        return refused(conversation, body, error, form_value("reply_to"))
     if wants_json():
         # A repeat gets the first answer again, marked as one.
         headers = {"Idempotent-Replayed": "true"} if message.replayed else {}
@@ -100,16 +100,16 @@ def uploaded_file() -> Upload | None:
     return Upload(chosen[0].stream, chosen[0].filename)
 
 
-def refused(conversation: Conversation, body: str, error: ServiceError):
+def refused(conversation: Conversation, body: str, error: ServiceError, reply_to: str = ""):
     """The composer back with the reason, keeping the text (a browser cannot refill a file
     field). API clients get the status that fits: 422 text, 413 size, 415 kind, 400 damaged."""
     if wants_json():
         return json_error(error.message, error.status, error.field)
     composer = {"body": body, "error": error.message}
-    if error.field != "reply_to" and form_value("reply_to"):
+    if reply_to and error.field != "reply_to":
         # Still answering the same message once the text is put right.
         with contextlib.suppress(ServiceError):
-            composer["reply_to"] = replied_to(conversation, form_value("reply_to"))
+            composer["reply_to"] = replied_to(conversation, reply_to)
     if is_htmx():
         html = render_template(
             "messages/_composer.html", conversation=conversation, composer=composer
