@@ -686,6 +686,19 @@ def test_signal_body_must_be_json(client, live_call):
     assert response.status_code == 422
 
 
+def test_a_signal_to_someone_who_just_left_is_dropped(make, client, login_client, ada, bob, cara):
+    """In a call of three, a candidate still on its way to one who hung up is no error (the
+    page would show one): it is dropped."""
+    team = make.group(ada, [bob, cara])
+    call_id = ring(client, team)
+    bobs, caras = login_client(bob), login_client(cara)
+    for tab in (bobs, caras):
+        assert act(tab, call_id, "answer").status_code == 200
+    assert act(caras, call_id, "end").status_code == 200
+    assert signal(client, call_id, to=cara, type="candidate", data=None).status_code == 204
+    assert signal(client, call_id, to=bob, type="offer", data=OFFER).status_code == 204
+
+
 def test_cannot_signal_someone_outside_the_call(make, client, login_client, sql, ada, bob, cara):
     team = make.group(ada, [bob])
     call_id = ring(client, team)

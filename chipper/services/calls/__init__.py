@@ -280,7 +280,8 @@ def _sync_screen_sharing(call_id: int) -> None:
 
 def signal(user: User, call_id: int, body) -> None:
     """Relays a WebRTC offer, answer or ICE candidate (`body`, the JSON as sent) to one member
-    of the call, on that user's streams only. Live only: nothing is stored."""
+    of the call, on that user's streams only. Live only: nothing is stored. A signal to a
+    member who has just left or declined is dropped."""
     call, conversation = call_for(user, call_id)
     to, signal_type, data = signals.check(body)
     if not call.is_live:
@@ -289,6 +290,10 @@ def signal(user: User, call_id: int, body) -> None:
     if sender is None or sender.current_state != "joined":
         raise Forbidden("Join the call before signaling.")
     recipient = call.member(to)
+    if recipient is not None and to != user.id and recipient.current_state in ("left", "declined"):
+        # They hung up a moment ago (a candidate was on its way): nobody is left to tell.
+        db.session.commit()
+        return
     if to == user.id or recipient is None or recipient.current_state not in ("joined", "invited"):
         raise Invalid("That person is not in this call.", field="to")
     payload = {"call_id": call.id, "from": user.id, "type": signal_type, "data": data}
