@@ -80,6 +80,13 @@ def serve(env: dict, port: int) -> subprocess.Popen:
     raise SystemExit("the app did not start")
 
 
+def choose(message, action: str) -> None:
+    """Opens a message's menu ("...", shown on hover) and picks an action in it."""
+    message.hover()
+    message.get_by_title("Message actions").click()
+    message.get_by_role("link", name=action).click()
+
+
 def journey(page, path_for) -> list[Path]:
     """Ada's way through the pages, a picture of each."""
     shots = []
@@ -113,9 +120,7 @@ def journey(page, path_for) -> list[Path]:
     # later ones (the same database) open the same forms and cancel them.
     first_pass = page.locator("#messages .quote").count() == 0
     biscuits = page.locator("#messages .message.mine").filter(has_text="biscuits").last
-    biscuits.hover()
-    biscuits.get_by_title("Message actions").click()
-    biscuits.get_by_role("link", name="Edit this message").click()
+    choose(biscuits, "Edit this message")
     page.wait_for_selector(".message.editing textarea")
     snap("edit")
     editing = page.locator(".message.editing")
@@ -126,9 +131,7 @@ def journey(page, path_for) -> list[Path]:
         editing.get_by_role("link", name="Cancel").click()
     page.wait_for_selector(".message .edited")
     theirs = page.locator("#messages .message").filter(has_text="Count me in").last
-    theirs.hover()
-    theirs.get_by_title("Message actions").click()
-    theirs.get_by_role("link", name="Reply to this message").click()
+    choose(theirs, "Reply to this message")
     page.wait_for_selector("#replying")
     snap("replying")
     if first_pass:

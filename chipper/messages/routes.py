@@ -146,6 +146,16 @@ def too_large(error):
     return refused(conversation, "", refusal)
 
 
+def _answer(message):
+    """One message as the caller wants it: JSON, its list item for htmx, else its place in
+    the conversation (303)."""
+    if wants_json():
+        return jsonify(message.to_json())
+    if is_htmx():
+        return render_template("messages/_message.html", message=message, viewer_id=current_user.id)
+    return _back_to(message)
+
+
 def _back_to(message):
     return see_other(
         url_for(
@@ -159,11 +169,7 @@ def show(message_id: int):
     """One message: its JSON, its list item for htmx (an edit cancelled), else its place in
     the conversation."""
     message, _ = message_for(current_user, message_id)
-    if wants_json():
-        return jsonify(message.to_json())
-    if is_htmx():
-        return render_template("messages/_message.html", message=message, viewer_id=current_user.id)
-    return _back_to(message)
+    return _answer(message)
 
 
 @bp.get("/messages/<int:message_id>/edit")
@@ -195,18 +201,10 @@ def update(message_id: int):
         # The form again with the reason, keeping what was typed.
         message, _ = message_for(current_user, message_id)
         return _edit_form(message, body, error.message, error.status)
-    if wants_json():
-        return jsonify(message.to_json())
-    if is_htmx():
-        return render_template("messages/_message.html", message=message, viewer_id=current_user.id)
-    return _back_to(message)
+    return _answer(message)
 
 
 @bp.delete("/messages/<int:message_id>")
 def delete(message_id: int):
     message = delete_message(current_user, message_id)
-    if wants_json():
-        return jsonify(message.to_json())
-    if is_htmx():
-        return render_template("messages/_message.html", message=message, viewer_id=current_user.id)
-    return _back_to(message)
+    return _answer(message)

@@ -64,6 +64,13 @@ def messages_with(page: Page, text: str):
     return page.locator("#messages .message").filter(has_text=text)
 
 
+def choose(message, action: str) -> None:
+    """Opens a message's menu ("...", shown on hover with a mouse) and picks an action."""
+    message.hover()
+    message.get_by_title("Message actions").click()
+    message.get_by_role("link", name=action).click()
+
+
 def assert_no_reload(*pages: Page) -> None:
     for page in pages:
         assert page.evaluate(SAME_PAGE), f"{page.url} reloaded instead of updating in place"
@@ -302,9 +309,7 @@ def test_an_edit_shows_in_place_on_both_pages(browse, make):
     message_id = messages_with(a, "See you at 8").get_attribute("id")
     expect(b.locator(f"#{message_id}")).to_have_count(1)
 
-    a.locator(f"#{message_id}").hover()
-    a.locator(f"#{message_id}").get_by_title("Message actions").click()
-    a.locator(f"#{message_id}").get_by_role("link", name="Edit this message").click()
+    choose(a.locator(f"#{message_id}"), "Edit this message")
     box = a.locator(f"#{message_id}").get_by_label("Message")
     expect(box).to_have_value("See you at 8")
     box.fill("See you at 9")
@@ -320,9 +325,7 @@ def test_an_edit_shows_in_place_on_both_pages(browse, make):
     assert_no_reload(a, b)
 
     # Cancel puts the message back as it was.
-    a.locator(f"#{message_id}").hover()
-    a.locator(f"#{message_id}").get_by_title("Message actions").click()
-    a.locator(f"#{message_id}").get_by_role("link", name="Edit this message").click()
+    choose(a.locator(f"#{message_id}"), "Edit this message")
     a.locator(f"#{message_id}").get_by_role("link", name="Cancel").click()
     expect(a.locator(f"#{message_id} .body")).to_have_text("See you at 9 (edited)")
     assert_no_reload(a)
@@ -343,6 +346,7 @@ def test_a_reply_quotes_its_original_and_the_quote_jumps_to_it(browse, make):
     theirs = a.locator(f"#m{original}")
     theirs.hover()
     theirs.get_by_title("Message actions").click()
+    # Someone else's message: Reply, but no Edit (nor Delete) in its menu.
     expect(theirs.get_by_role("link", name="Edit this message")).to_be_hidden()
     theirs.get_by_role("link", name="Reply to this message").click()
     expect(a.locator("#replying")).to_contain_text("Replying to Bea Baker")
