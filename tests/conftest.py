@@ -230,7 +230,47 @@ def _url_builders_compiled_once() -> None:
     Rule._compile_builder = compiled_once
 
 
+def _rules_parsed_once() -> None:
+    """Before the builders, every new app parses each rule's text into the parts its matcher is
+    made of (about half of making an app). The parts depend on the rule's text, its host or
+    subdomain and the map's converters; the converters themselves are made again for each
+    map (they hold it), so each app still gets its own."""
+    compile_rule = Rule.compile
+    parsed: dict[tuple, tuple] = {}
+
+    def compiled_once(rule: Rule) -> None:
+        m = rule.map
+        domain = (rule.host if m.host_matching else rule.subdomain) or ""
+        key = (rule.rule, domain, rule.merge_slashes, tuple(sorted(m.converters.items())))
+        if (known := parsed.get(key)) is None:
+            made: list[tuple] = []
+            get_converter = rule.get_converter
+
+            def recorded(variable, name, args, kwargs):
+                made.append((variable, name, args, dict(kwargs)))
+                return get_converter(variable, name, args, kwargs)
+
+            rule.get_converter = recorded
+            try:
+                compile_rule(rule)
+            finally:
+                del rule.get_converter
+            parsed[key] = (list(rule._parts), list(rule._trace), made)
+            return
+        parts, trace, made = known
+        rule._parts, rule._trace = list(parts), list(trace)
+        rule._converters = {}
+        for variable, name, args, kwargs in made:
+            rule._converters[variable] = rule.get_converter(variable, name, args, kwargs)
+            rule.arguments.add(variable)
+        rule._build = rule._compile_builder(False).__get__(rule, None)
+        rule._build_unknown = rule._compile_builder(True).__get__(rule, None)
+
+    Rule.compile = compiled_once
+
+
 _url_builders_compiled_once()
+_rules_parsed_once()
 
 
 def _one_engine_for_the_test_database(url: str) -> None:
@@ -267,7 +307,6 @@ def app(_schema, database_url, tmp_path, app_config):
     app.extensions["chipper.push"].sender.close()
     with app.app_context():
         db.session.remove()
-        db.engine.dispose()
 
 
 @pytest.fixture
