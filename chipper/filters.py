@@ -7,6 +7,7 @@ from flask import Flask, url_for
 from flask_login import current_user
 from markupsafe import Markup
 
+from chipper import formatting
 from chipper.models import iso, utcnow
 
 
@@ -121,7 +122,14 @@ def avatar_colour(user_id: int | None) -> str:
     return f"hue-{(user_id or 0) % 8}"
 
 
+def formatted(message, viewer_id: int | None = None) -> formatting.Shown:
+    """A message's text as it is shown: formatted, its mentions marked (the viewer's own
+    strongly, on a page rendered for them)."""
+    return formatting.render(message.body, message.mention_names, viewer_id)
+
+
 def init_app(app: Flask) -> None:
+    app.add_template_filter(formatted)
     app.add_template_global(icon)
     app.add_template_global(continues_run)
     app.add_template_filter(avatar_colour)

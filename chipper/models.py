@@ -7,6 +7,7 @@ chipper/services/.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -14,7 +15,7 @@ from flask import current_app, url_for
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from chipper import passwords
+from chipper import formatting, passwords
 from chipper.extensions import db
 
 
@@ -176,6 +177,14 @@ class Message(Timestamps, db.Model):
     reply_to: Mapped[Message | None] = relationship(remote_side=[id])
     # Read through `media`, which never loads it for a text message.
     attachment: Mapped[Attachment | None] = relationship(back_populates="message")
+    # Who reacted with what, oldest first (a chip's place is its first reaction's).
+    reactions: Mapped[list[Reaction]] = relationship(
+        order_by="Reaction.id", cascade="all, delete-orphan", passive_deletes=True
+    )
+    # The participants its text names with @, as they were when it was sent or edited.
+    mentions: Mapped[list[Mention]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
 
     @property
     def is_deleted(self) -> bool:
@@ -190,11 +199,18 @@ class Message(Timestamps, db.Model):
 
     @property
     def preview(self) -> str:
-        """One line for the conversation list: the text, or what kind of file was sent."""
+        """For the conversation list and notifications: the text as read (without its
+        formatting marks), or what kind of file was sent."""
+        text = formatting.plain_text(self.body)
         label = PREVIEW_LABELS.get(self.type)
         if label is None:
-            return self.body
-        return f"{label}: {self.body}" if self.body else label
+            return text
+        return f"{label}: {text}" if text else label
+
+    @property
+    def mention_names(self) -> dict[str, int]:
+        """The names its mentions are written with (lowercased), to their user ids."""
+        return formatting.names_of({m.user_id: m.user.name for m in self.mentions if m.user})
 
     @property
     def excerpt(self) -> str:
@@ -227,7 +243,64 @@ class Message(Timestamps, db.Model):
             "edited_at": iso(self.edited_at),
             "reply_to": self.quote_json(),
             "attachment": self.media.to_json() if self.media else None,
+            "mentions": [m.user_id for m in self.mentions],
+            "reactions": [
+                {"emoji": chip.emoji, "count": len(chip.user_ids), "user_ids": chip.user_ids}
+                for chip in self.reaction_chips
+            ],
         }
+
+    @property
+    def reaction_chips(self) -> list[ReactionChip]:
+        """The reactions grouped by emoji, in the order each was first given."""
+        chips: dict[str, ReactionChip] = {}
+        for reaction in self.reactions:
+            chip = chips.setdefault(reaction.emoji, ReactionChip(reaction.emoji, [], []))
+            chip.user_ids.append(reaction.user_id)
+            chip.names.append(reaction.user.name if reaction.user else "Former member")
+        return list(chips.values())
+
+
+@dataclass
+class ReactionChip:
+    """One emoji under a message: who gave it (ids and names, in order)."""
+
+    emoji: str
+    user_ids: list[int]
+    names: list[str]
+
+
+class Mention(db.Model):
+    """A participant a message names with @ (notified, and shown the mention strongly)."""
+
+    __tablename__ = "message_mentions"
+
+    message_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+    user: Mapped[User] = relationship()
+
+
+class Reaction(db.Model):
+    """One person's emoji on one message; the same one twice is one (a toggle takes it back)."""
+
+    __tablename__ = "message_reactions"
+    __table_args__ = (sa.UniqueConstraint("message_id", "user_id", "emoji"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    # One grapheme cluster: a flag or a family can be several code points (and 30 bytes).
+    emoji: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship()
 
 
 EXCERPT = 100  # characters of a quoted message

@@ -34,7 +34,7 @@ MORE = """
 from chipper import create_app
 from chipper.extensions import db
 from chipper.models import Conversation, User
-from chipper.services import messages
+from chipper.services import messages, reactions
 from chipper.services.conversations import Membership
 import sqlalchemy as sa
 
@@ -42,14 +42,20 @@ app = create_app()
 with app.app_context():
     people = {u.name.split()[0]: u for u in db.session.scalars(sa.select(User))}
     club = db.session.scalar(sa.select(Conversation).where(Conversation.name == "Analytical club"))
+    sent = {}
     for name, body in [
         ("Grace", "I did. And a moth, taped into the log book."),
-        ("Grace", "Meeting on Thursday at six?"),
-        ("Ada", "Thursday works for me."),
-        ("Alan", "Count me in. I will bring the tea."),
+        ("Grace", "Meeting on **Thursday** at six? @Ada can you book the room?"),
+        ("Ada", "Thursday works for me. Notes: https://example.com/agenda"),
+        ("Alan", "> I will bring the tea\\n\\nTwo pots: `earl grey` and _assam_."),
         ("Ada", "Then I bring the biscuits."),
     ]:
-        messages.send_message(people[name], Membership.of(club), body)
+        sent[body.split()[0]] = messages.send_message(people[name], Membership.of(club), body).id
+    for name, start, emoji in [
+        ("Ada", "Meeting", "👍"), ("Alan", "Meeting", "👍"), ("Grace", "Then", "🍪"),
+        ("Alan", "Then", "😂"), ("Grace", ">", "❤️"),
+    ]:
+        reactions.toggle_reaction(people[name], sent[start], emoji)
 """
 
 
@@ -130,7 +136,7 @@ def journey(page, path_for) -> list[Path]:
     else:
         editing.get_by_role("link", name="Cancel").click()
     page.wait_for_selector(".message .edited")
-    theirs = page.locator("#messages .message").filter(has_text="Count me in").last
+    theirs = page.locator("#messages .message").filter(has_text="Two pots").last
     choose(theirs, "Reply to this message")
     page.wait_for_selector("#replying")
     snap("replying")
@@ -140,6 +146,18 @@ def journey(page, path_for) -> list[Path]:
     else:
         page.get_by_title("Cancel the reply").click()
     page.wait_for_selector("#messages .quote")
+    # A message's menu open: its quick reactions, any emoji, Reply; then "@" in the composer.
+    theirs.hover()
+    theirs.get_by_title("Message actions").click()
+    snap("menu")
+    page.keyboard.press("Escape")
+    theirs.get_by_title("Message actions").click()
+    box = page.get_by_label("Message", exact=True)
+    box.fill("")
+    box.type("Thanks @Gr")
+    page.wait_for_selector("#mention-list")
+    snap("mention")
+    box.fill("")
     page.get_by_role("link", name="Group details").click()
     page.wait_for_selector("#details:visible")
     snap("details")

@@ -523,7 +523,7 @@ def test_a_failed_save_removes_the_file(client, sql, chat, folder, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr("chipper.services.messages._message_event", broken)
+    monkeypatch.setattr("chipper.services.messages.message_event", broken)
     with pytest.raises(RuntimeError):
         send(client, chat, image("JPEG"), "photo.jpg")
     assert files_in(folder) == set()

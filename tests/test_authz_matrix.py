@@ -198,6 +198,11 @@ TABLE: dict[tuple[str, str], Case] = {
         "/messages/{message}", members(same(403), (200, 422)), body="edited"
     ),
     ("messages.delete", "DELETE"): case("/messages/{message}", members(same(403), same(200))),
+    # Anyone in the conversation reacts to any message in it, and sees who did.
+    ("messages.react", "POST"): case(
+        "/messages/{message}/reactions", members((200, 422)), emoji="👍"
+    ),
+    ("messages.reactions", "GET"): case("/messages/{message}/reactions", members(same(200))),
     ("notifications.key", "GET"): case("/push/key", anyone(200)),
     ("notifications.subscribe", "POST"): case(
         "/push/subscriptions",

@@ -14,6 +14,8 @@ from chipper.models import Conversation, Message, User
 
 TABLES = {
     "users",
+    "message_reactions",
+    "message_mentions",
     "conversations",
     "conversation_participants",
     "messages",

@@ -280,6 +280,19 @@ def test_muting_one_conversation_leaves_the_others(
     assert [browser.read(r)["body"] for r in push_service.to("bob")] == ["loud"]
 
 
+def test_a_mention_is_heard_even_in_a_muted_conversation(
+    client, ada, bob, cara, make, subscribed, push_service, settle
+):
+    group = make.group(ada, [bob, cara], "Lunch club")
+    bob_client, browser = subscribed(bob, "bob")
+    bob_client.post(f"/conversations/{group}/mute", data={"muted": "on"}, headers=JSON)
+    client.post(f"/conversations/{group}/messages", data={"body": "who's in?"}, headers=JSON)
+    client.post(f"/conversations/{group}/messages", data={"body": "**@Bob** you in?"}, headers=JSON)
+    settle()
+    # Only the one naming him, as plain text.
+    assert [browser.read(r)["body"] for r in push_service.to("bob")] == ["@Bob you in?"]
+
+
 @pytest.mark.parametrize("app_config", [{"PUSH_ALLOW_PRIVATE_ENDPOINTS": True}])
 def test_without_vapid_keys_nothing_is_sent(
     client, ada, bob, make, subscribed, push_service, settle

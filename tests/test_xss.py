@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from chipper.extensions import db
+from chipper.formatting import plain_text
 from chipper.services.accounts import register_user
 from tests.conftest import HTMX, JSON, PASSWORD, as_json, text
 
@@ -33,6 +34,8 @@ CORPUS = [
     "<style>body{display:none}</style>",
     "{{7*7}} {% if 1 %}yes{% endif %} ${7*7}",
     "\u202egnp.exe \u200bzero\u2060width",
+    # Formatting's links: none of these schemes may become a link.
+    "[tap](javascript:alert(1)) <javascript:alert(1)> [d](data:,x) **<b>x</b>**",
 ]
 
 
@@ -154,11 +157,13 @@ def test_hostile_text_is_shown_as_text_everywhere(
             hostile_here = hostile if mentions else ""
             assert_inert(envelope.html, f"the stream's {envelope.kind}", hostile_here)
 
-    # The push payload is plain text in JSON, which the service worker shows as text.
+    # The push payload is plain text in JSON (the text as read, without formatting marks),
+    # which the service worker shows as text.
     settle()
     received = push_service.wait("bob", count=2)
     payload = bob_browser.read(received[0])
-    assert payload["body"].strip() == hostile.strip()[: len(payload["body"].strip())]
+    read = plain_text(hostile.strip())
+    assert payload["body"].strip() == read[: len(payload["body"].strip())]
     assert payload["sender"]["name"] == hostile.strip()
 
 
@@ -173,3 +178,18 @@ def test_hostile_invite_notes_are_text_on_the_admin_page(make, login_client, hos
     assert_inert(text(page), "the admin page", hostile)
     listed = as_json(admin.get("/admin", headers=JSON))
     assert hostile.strip() in [invite["note"] for invite in listed["invites"]]
+
+
+def test_hostile_reaction_input_is_refused_and_never_shown(client, make, ada, bob):
+    chat = make.private(ada, bob)
+    message = make.message(bob, chat, "hi")
+    for hostile in CORPUS:
+        for headers in (JSON, HTMX, {}):
+            response = client.post(
+                f"/messages/{message}/reactions", data={"emoji": hostile}, headers=headers
+            )
+            assert response.status_code == 422, hostile
+            assert hostile not in text(response)
+    page = text(client.get(f"/conversations/{chat}"))
+    assert 'class="reactions"' not in page
+    assert_inert(page, "the conversation after hostile reactions")

@@ -35,9 +35,10 @@ def require_login():
 
 @bp.get("/conversations")
 def index():
-    summaries = svc.list_conversations(current_user)
     if wants_json():
+        summaries = svc.list_conversations(current_user, in_full=True)
         return jsonify(conversations=[summary_json(s, current_user) for s in summaries])
+    summaries = svc.list_conversations(current_user)
     if is_htmx():
         return list_rows()
     return page("conversations/index.html", summaries=summaries, open_id=None)

@@ -37,9 +37,10 @@ def conversation_json(
 
 
 def summary_json(summary: ConversationSummary, viewer: User) -> dict:
-    return conversation_json(
+    shown = conversation_json(
         summary.conversation, viewer, summary.last_message, summary.unread_count
     )
+    return {**shown, "mentioned": summary.mentioned}
 
 
 def htmx_target() -> str | None:

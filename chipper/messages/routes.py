@@ -1,4 +1,4 @@
-"""Sending, editing and deleting messages."""
+"""Sending, editing, reacting to and deleting messages."""
 
 import contextlib
 
@@ -21,6 +21,7 @@ from chipper.services.messages import (
     replied_to,
     send_message,
 )
+from chipper.services.reactions import PALETTE, toggle_reaction
 from chipper.web import (
     error_page,
     form_value,
@@ -30,6 +31,9 @@ from chipper.web import (
     see_other,
     wants_json,
 )
+
+# The quick choices every message's menu offers.
+bp.add_app_template_global(PALETTE, "reaction_palette")
 
 
 @bp.before_request
@@ -208,3 +212,23 @@ def update(message_id: int):
 def delete(message_id: int):
     message = delete_message(current_user, message_id)
     return _answer(message)
+
+
+@bp.post("/messages/<int:message_id>/reactions")
+@limiter.limit(configured("LIMIT_SEND"), key_func=per_user)
+def react(message_id: int):
+    """Gives or takes back the reader's reaction (`emoji`)."""
+    message_for(current_user, message_id)  # who may, before what they sent is read
+    message = toggle_reaction(current_user, message_id, form_value("emoji"))
+    return _answer(message)
+
+
+@bp.get("/messages/<int:message_id>/reactions")
+def reactions(message_id: int):
+    """Who reacted with what (the list a pointer's hover shows), and a form for any emoji."""
+    message, conversation = message_for(current_user, message_id)
+    if wants_json():
+        return jsonify(message.to_json()["reactions"])
+    return page(
+        "messages/reactions.html", message=message, conversation=conversation, palette=PALETTE
+    )

@@ -38,6 +38,7 @@ SHELL_FILES = [
     "vendor/htmx-ext-sse-2.2.4.min.js",
     "js/chipper.js",
     "js/attach.js",
+    "js/mentions.js",
     *CALL_MODULES,
     "js/pwa.js",
     "vendor/lucide-1.87.0/icons.svg",  # filters.ICON_SPRITE: the buttons' icons, offline too

@@ -9,7 +9,7 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from chipper.extensions import db
-from chipper.models import Conversation, Message, Participant, User, utcnow
+from chipper.models import Conversation, Mention, Message, Participant, Reaction, User, utcnow
 from chipper.realtime import events
 from chipper.services import Forbidden, Invalid, NotFound, text
 
@@ -23,6 +23,8 @@ class ConversationSummary:
     conversation: Conversation
     last_message: Message | None
     unread_count: int
+    # An unread message names the viewer (the list shows "@" by the count).
+    mentioned: bool = False
 
 
 # Statements of the hot paths (every send, every page) are built once: building a select
@@ -104,8 +106,19 @@ _unread = (
     .correlate(Conversation, Participant)
     .scalar_subquery()
 )
+_mentioned = (
+    sa.select(Mention.message_id)
+    .join(Message, Message.id == Mention.message_id)
+    .where(
+        Message.conversation_id == Conversation.id,
+        Mention.user_id == sa.bindparam("uid"),
+        _unread_filter(sa.bindparam("uid")),
+    )
+    .correlate(Conversation, Participant)
+    .exists()
+)
 _LIST = (
-    sa.select(Conversation, Message, _unread)
+    sa.select(Conversation, Message, _unread, _mentioned)
     .join(
         Participant,
         sa.and_(
@@ -134,11 +147,19 @@ _TOTAL_UNREAD = (
 )
 
 
-def list_conversations(user: User) -> list[ConversationSummary]:
+# For the JSON list, whose last messages carry their reactions and mentions (four queries more).
+_LIST_IN_FULL = _LIST.options(
+    selectinload(Message.reactions).selectinload(Reaction.user),
+    selectinload(Message.mentions).selectinload(Mention.user),
+)
+
+
+def list_conversations(user: User, *, in_full: bool = False) -> list[ConversationSummary]:
     """Latest activity first. Six queries however many conversations there are (the last
-    messages' files, and the messages they answer with their authors, in one each)."""
-    rows = db.session.execute(_LIST, {"uid": user.id}).all()
-    return [ConversationSummary(c, m, n) for c, m, n in rows]
+    messages' files, and the messages they answer with their authors, in one each);
+    `in_full` also loads what the last messages' JSON shows."""
+    rows = db.session.execute(_LIST_IN_FULL if in_full else _LIST, {"uid": user.id}).all()
+    return [ConversationSummary(c, m, n, bool(at)) for c, m, n, at in rows]
 
 
 def total_unread(user: User) -> int:

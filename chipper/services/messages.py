@@ -17,21 +17,26 @@ from chipper.models import (
     MAX_ID,
     Attachment,
     Conversation,
+    Mention,
     Message,
     Participant,
+    Reaction,
     User,
     utcnow,
 )
 from chipper.realtime import events
 from chipper.services import Conflict, Forbidden, Invalid, NotFound, push, text
 from chipper.services.conversations import Membership, conversation_for, member_ids, touch
+from chipper.services.mentions import record_mentions
 
-# What a message in the timeline shows besides itself: its author, its file, and the message
-# it answers with that one's author.
+# What a message in the timeline shows besides itself: its author, its file, the message
+# it answers with that one's author, and who reacted with what.
 _SHOWN_WITH = (
     selectinload(Message.author),
     selectinload(Message.attachment),
     selectinload(Message.reply_to).selectinload(Message.author),
+    selectinload(Message.reactions).selectinload(Reaction.user),
+    selectinload(Message.mentions).selectinload(Mention.user),
 )
 
 
@@ -137,8 +142,9 @@ def send_message(
         message = insert_message(
             conversation, user.id, body, stored=stored, client_key=client_key, reply_to=original
         )
+        record_mentions(message, membership.member_ids)
         _read_up_to(user, conversation, message.created_at)
-        event = _message_event("message-created", message, membership.member_ids)
+        event = message_event("message-created", message, membership.member_ids)
         db.session.commit()
     except IntegrityError:
         # The same key raced in from another request (a double click): the first one won.
@@ -253,6 +259,8 @@ def insert_message(
     # Known now, so rendering the message does not query for them.
     set_committed_value(message, "attachment", attachment)
     set_committed_value(message, "reply_to", reply_to)
+    set_committed_value(message, "reactions", [])
+    set_committed_value(message, "mentions", [])
     touch(conversation, now)
     return message
 
@@ -268,7 +276,7 @@ def _read_up_to(user: User, conversation: Conversation, read_at: datetime) -> No
                 set_committed_value(participant, "last_read_at", read_at)
 
 
-def _message_event(kind: str, message: Message, recipients: list[int]) -> events.Envelope:
+def message_event(kind: str, message: Message, recipients: list[int]) -> events.Envelope:
     # Rendered once, for everyone: the partial does not depend on who reads it.
     html = events.render("messages/_message.html", message=message)
     return events.record(
@@ -334,7 +342,8 @@ def edit_message(user: User, message_id: int, body: str | None) -> Message:
     message.body = body
     message.edited_at = message.updated_at = utcnow()
     recipients = member_ids(conversation)
-    event = _message_event("message-updated", message, recipients)
+    record_mentions(message, recipients)
+    event = message_event("message-updated", message, recipients)
     updates = _replies_shown_again(message, recipients)  # their quotes show the new text
     db.session.commit()
     for published in (event, *updates):
@@ -350,7 +359,7 @@ def _replies_shown_again(message: Message, recipients: list[int]) -> list[events
         .where(Message.reply_to_id == message.id, Message.deleted_at.is_(None))
         .options(*_SHOWN_WITH)
     )
-    return [_message_event("message-updated", reply, recipients) for reply in replies]
+    return [message_event("message-updated", reply, recipients) for reply in replies]
 
 
 def delete_message(user: User, message_id: int) -> Message:
@@ -364,8 +373,13 @@ def delete_message(user: User, message_id: int) -> Message:
             db.session.delete(attachment)
         message.deleted_at = utcnow()
         message.body = ""
+        # Its reactions and mentions go with its text, from every view and the database.
+        db.session.execute(sa.delete(Reaction).where(Reaction.message_id == message.id))
+        db.session.execute(sa.delete(Mention).where(Mention.message_id == message.id))
+        set_committed_value(message, "reactions", [])
+        set_committed_value(message, "mentions", [])
         recipients = member_ids(conversation)
-        event = _message_event("message-deleted", message, recipients)
+        event = message_event("message-deleted", message, recipients)
         # Its replies quote it no more: "Original message deleted" where the quote was.
         updates = _replies_shown_again(message, recipients)
         db.session.commit()

@@ -238,6 +238,8 @@ def deliver_message(message_id: int, watching: frozenset[int] = frozenset()) -> 
         ttl=ttl,
         urgency="normal",
         muting=True,
+        # Someone it names hears of it even in a conversation they muted.
+        heard=frozenset(m.user_id for m in message.mentions),
         seen=watching,
     )
 
@@ -272,12 +274,13 @@ def _deliver(
     ttl: int,
     urgency: str,
     muting: bool,
+    heard: frozenset[int] = frozenset(),
     seen: frozenset[int] = frozenset(),
 ) -> None:
     """Posts `data` (plus each recipient's unread count) to every browser of every member
     but the actor who wants it, then forgets the browsers their push service says are gone."""
     outbox = []
-    for user, subscriptions in _recipients(conversation_id, actor_id, muting, seen):
+    for user, subscriptions in _recipients(conversation_id, actor_id, muting, heard, seen):
         payload = _encode({**data, "unread": total_unread(user)})
         outbox += [(s.id, s.endpoint, s.p256dh, s.auth, payload) for s in subscriptions]
     # End the read transaction: nothing stays open while push services answer.
@@ -301,10 +304,15 @@ def _deliver(
 
 
 def _recipients(
-    conversation_id: int, actor_id: int | None, muting: bool, seen: frozenset[int] = frozenset()
+    conversation_id: int,
+    actor_id: int | None,
+    muting: bool,
+    heard: frozenset[int] = frozenset(),
+    seen: frozenset[int] = frozenset(),
 ) -> list[tuple[User, list[PushSubscription]]]:
     """Members other than the actor with a subscribed browser, who have not muted the
-    conversation (when `muting`), and who are not watching, now or when it happened (`seen`):
+    conversation (when `muting`, unless `heard`: the message names them), and who are not
+    watching, now or when it happened (`seen`):
     a visible tab shows it already."""
     stmt = (
         sa.select(User)
@@ -317,7 +325,8 @@ def _recipients(
         .order_by(User.id)
     )
     if muting:
-        stmt = stmt.where(Participant.muted.is_(False))
+        # Muted, unless the message names them (`heard`).
+        stmt = stmt.where(sa.or_(Participant.muted.is_(False), User.id.in_(heard)))
     users = list(db.session.scalars(stmt))
     if not users:
         return []

@@ -395,3 +395,54 @@ def test_a_conversation_opens_at_new_messages_and_counts_what_arrives_below(brow
     expect(a.locator("#new-below")).to_be_hidden()
     assert_no_reload(a, b)
     assert browse.errors == []
+
+
+def test_a_mention_formatted_text_and_a_reaction_reach_both_pages(browse, make):
+    alice, bea = make.user("Alice Adams"), make.user("Bea Baker")
+    conversation_id = make.private(alice, bea)
+    path = f"/conversations/{conversation_id}"
+    a = person(browse, make, alice, path)
+    b = person(browse, make, bea, path)
+
+    # "@" offers the other person; Enter takes the name instead of sending.
+    box = message_box(a)
+    box.fill("")
+    box.type("**Lunch** at `noon`? @Be")
+    option = a.get_by_role("option", name="Bea Baker")
+    expect(option).to_have_attribute("aria-selected", "true")
+    box.press("Enter")
+    expect(box).to_have_value("**Lunch** at `noon`? @Bea Baker ")
+    expect(a.locator("#mention-list")).to_have_count(0)
+    send(a, box.input_value() + "see https://example.com")
+    for page in (a, b):
+        body = messages_with(page, "Lunch").locator(".body")
+        expect(body.locator("strong")).to_have_text("Lunch")
+        expect(body.locator("code")).to_have_text("noon")
+        expect(body.get_by_role("link", name="https://example.com")).to_have_attribute(
+            "rel", "noopener nofollow ugc"
+        )
+    # The one named sees it stronger; the writer sees it plain.
+    expect(b.locator(".mention")).to_have_class(re.compile(r"\byou\b"))
+    expect(a.locator(".mention")).not_to_have_class(re.compile(r"\byou\b"))
+
+    # Bea reacts from the menu; both pages show the chip, hers marked as hers.
+    theirs = messages_with(b, "Lunch")
+    theirs.hover()
+    theirs.get_by_title("Message actions").click()
+    with b.expect_response(lambda r: "/reactions" in r.url and r.status == 200):
+        theirs.get_by_role("button", name="👍").click()
+    expect(b.locator(".reaction")).to_have_attribute("aria-pressed", "true")
+    got_event(a, f"message-updated-{conversation_id}")
+    chip = a.locator(".reaction")
+    expect(chip).to_have_attribute("aria-label", "👍 1: Bea Baker")
+    expect(chip).to_have_attribute("aria-pressed", "false")
+    # Alice adds hers by pressing the chip: two, and hers too.
+    with a.expect_response(lambda r: "/reactions" in r.url and r.status == 200):
+        chip.click()
+    expect(a.locator(".reaction .count")).to_have_text("2")
+    expect(a.locator(".reaction")).to_have_class(re.compile(r"\byours\b"))
+    got_event(b, f"message-updated-{conversation_id}", times=2)
+    expect(b.locator(".reaction .count")).to_have_text("2")
+    expect(b.locator(".reaction")).to_have_class(re.compile(r"\byours\b"))
+    assert_no_reload(a, b)
+    assert browse.errors == []

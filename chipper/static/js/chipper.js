@@ -35,6 +35,14 @@
     root.querySelectorAll(selector).forEach(function (el) {
       el.classList.add("mine");
     });
+    root.querySelectorAll('.mention[data-user-id="' + me + '"]').forEach(function (el) {
+      el.classList.add("you");
+    });
+    // The reader's own reactions, on messages rendered for everyone.
+    root.querySelectorAll('.reaction[data-user-ids*=" ' + me + ' "]').forEach(function (el) {
+      el.classList.add("yours");
+      el.setAttribute("aria-pressed", "true");
+    });
   }
 
   function toast(text) {
