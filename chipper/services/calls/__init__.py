@@ -281,12 +281,17 @@ def _sync_screen_sharing(call_id: int) -> None:
 def signal(user: User, call_id: int, body) -> None:
     """Relays a WebRTC offer, answer or ICE candidate (`body`, the JSON as sent) to one member
     of the call, on that user's streams only. Live only: nothing is stored. A signal to a
-    member who has just left or declined is dropped."""
+    member who has just left or declined, or from one who has just left, is dropped."""
     call, conversation = call_for(user, call_id)
     to, signal_type, data = signals.check(body)
     if not call.is_live:
         raise Conflict("This call is over.")
     sender = call.member(user.id)
+    if sender is not None and sender.current_state == "left":
+        # The sender hung up a moment ago and their page sent a last candidate on its way
+        # out: there is no connection of theirs left to set up.
+        db.session.commit()
+        return
     if sender is None or sender.current_state != "joined":
         raise Forbidden("Join the call before signaling.")
     recipient = call.member(to)
