@@ -44,6 +44,9 @@ class User(UserMixin, Timestamps, db.Model):
     is_admin: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     # Set while an admin has deactivated the account: it cannot sign in, its messages stay.
     deactivated_at: Mapped[datetime | None]
+    # Whether the others in a conversation see when this user has read it ("Seen"); off,
+    # this user does not see theirs either.
+    read_receipts: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
 
     # Not columns: the sign-in this object was loaded for. Flask-Login keeps get_id() in the
     # session and the remember-me cookie, so both carry that sign-in's random token, never

@@ -132,6 +132,9 @@ TABLE: dict[tuple[str, str], Case] = {
         new_password=NEW_PASSWORD,
     ),
     ("auth.sign_out_others", "POST"): case("/account/sign-out-others", signed_in(200)),
+    ("auth.read_receipts", "POST"): case(
+        "/account/read-receipts", signed_in(200, 422), read_receipts=True
+    ),
     ("admin.index", "GET"): case("/admin", admins(200)),
     ("admin.create_invite", "POST"): case(
         "/admin/invites", admins(201, 422), uses=1, days=7, note="for Dan"
@@ -178,6 +181,7 @@ TABLE: dict[tuple[str, str], Case] = {
     ),
     ("conversations.read", "POST"): case("/conversations/{group}/read", members(same(204))),
     ("conversations.typing", "POST"): case("/conversations/{group}/typing", members(same(204))),
+    ("conversations.seen", "GET"): case("/conversations/{group}/seen", members(same(200))),
     ("conversations.mute", "POST"): case(
         "/conversations/{group}/mute", members((200, 422)), muted="on"
     ),

@@ -345,6 +345,10 @@ class Chat(RuleBasedStateMachine):
         if newest is not None and newest > self.read_upto.get((actor, conv.id), 0):
             self.read_upto[actor, conv.id] = newest
             self.tell([actor], "read", conv.id)
+            # The others' pages fetch their "Seen" line again (read receipts are on).
+            others = [uid for uid in conv.members if uid != actor]
+            if others:
+                self.tell(others, "conversation-read", conv.id)
 
     @rule(data=st.data())
     def deactivate(self, data):

@@ -130,6 +130,7 @@ def names(envelope: Envelope, user_id: int = 9, fmt: str = "html") -> list[str]:
             ["conversation-removed-5", "conversations-changed", "unread-changed"],
         ),
         ("read", ["conversations-changed", "unread-changed"]),
+        ("conversation-read", ["conversation-read-5"]),
         ("typing", ["typing-5"]),
         ("presence", ["presence"]),
         ("call-ringing", ["call-ringing-5", "call"]),
@@ -147,7 +148,7 @@ def test_each_kind_becomes_the_frames_its_page_listens_for(kind, expected):
 
 
 def test_every_registered_kind_is_covered_above():
-    assert len(KINDS) == 14
+    assert len(KINDS) == 15
 
 
 def test_your_own_message_does_not_touch_your_unread_badge():

@@ -1,5 +1,5 @@
-"""The account page: change the password, see where the account is signed in, sign out
-everywhere else."""
+"""The account page: change the password, choose whether others see when you have read,
+see where the account is signed in, sign out everywhere else."""
 
 from flask import jsonify, url_for
 from flask_login import current_user, login_required
@@ -25,7 +25,11 @@ def account():
             {"id": s.id, "user_agent": s.user_agent, "created_at": iso(s.created_at)}
             for s in sessions.active(current_user)
         ]
-        return jsonify(sessions=listed, current=current_user.session_id)
+        return jsonify(
+            sessions=listed,
+            current=current_user.session_id,
+            read_receipts=current_user.read_receipts,
+        )
     return _page()
 
 
@@ -52,3 +56,14 @@ def sign_out_others():
     if wants_json():
         return jsonify(ended_sessions=ended)
     return see_other(url_for("auth.account", ended=ended))
+
+
+@bp.post("/account/read-receipts")
+@login_required
+def read_receipts():
+    """ "Send read receipts": a checkbox (a plain form sends it only when ticked)."""
+    on = form_value("read_receipts") in ("on", "true", "1")
+    accounts.set_read_receipts(current_user, on)
+    if wants_json():
+        return jsonify(read_receipts=current_user.read_receipts)
+    return _page(done="Read receipts on." if on else "Read receipts off.")

@@ -12,7 +12,7 @@ from chipper.conversations.views import (
     summary_json,
 )
 from chipper.limits import configured, limiter, per_user
-from chipper.services import Invalid, push
+from chipper.services import Invalid, push, receipts
 from chipper.services import conversations as svc
 from chipper.services.accounts import search_users, users_by_ids
 from chipper.web import (
@@ -121,6 +121,20 @@ def read(conversation_id: int):
     svc.mark_read(current_user, conversation, svc.newest_message_time(conversation))
     if wants_json() or is_htmx():
         return "", 204
+    return see_other(url_for("conversations.show", conversation_id=conversation_id))
+
+
+@bp.get("/conversations/<int:conversation_id>/seen")
+def seen(conversation_id: int):
+    """Who has read the reader's latest message ("Seen"), while it is the latest."""
+    conversation = svc.conversation_for(current_user, conversation_id)
+    receipt = receipts.receipt_for(current_user, conversation)
+    if wants_json():
+        if receipt is None:
+            return jsonify(message_id=None, seen_by=[])
+        return jsonify(message_id=receipt.message_id, seen_by=[u.id for u in receipt.readers])
+    if is_htmx():
+        return page("conversations/_seen_text.html", conversation=conversation, receipt=receipt)
     return see_other(url_for("conversations.show", conversation_id=conversation_id))
 
 

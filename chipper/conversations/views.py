@@ -8,7 +8,7 @@ from flask import jsonify, request
 from flask_login import current_user
 
 from chipper.models import Conversation, Message, User
-from chipper.services import ServiceError, drafts
+from chipper.services import ServiceError, drafts, receipts
 from chipper.services import conversations as svc
 from chipper.services.accounts import search_users
 from chipper.services.calls import live_call
@@ -146,6 +146,7 @@ def conversation_page(
         "around": around,
         "composer": composer_for(conversation) if latest else EMPTY_COMPOSER,
         "live_call": live_call(conversation) if latest else None,
+        "receipt": receipts.receipt_for(current_user, conversation) if latest else None,
         **details_context(conversation),
     }
     context.update(extra)

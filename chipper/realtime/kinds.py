@@ -36,6 +36,8 @@ KINDS: dict[str, Kind] = {
         Kind("conversation-updated", conversation_list=True),
         Kind("conversation-removed", conversation_list=True, unread=True),
         Kind("read", conversation=False, conversation_list=True, unread=True),
+        # Someone read a conversation: the others' pages fetch their "Seen" line again.
+        Kind("conversation-read"),
         Kind("typing", stored=False),
         Kind("presence", raw=True, stored=False),
         Kind("call-ringing", call=True),

@@ -209,3 +209,10 @@ def users_by_ids(ids: list[int]) -> list[User]:
     if not ids:
         return []
     return list(db.session.scalars(sa.select(User).where(User.id.in_(ids)).order_by(User.name)))
+
+
+def set_read_receipts(user: User, on: bool) -> None:
+    """Whether the others see when this user has read a conversation (and this user sees
+    when they have). Their pages show it at their next read or refresh."""
+    user.read_receipts = bool(on)
+    db.session.commit()

@@ -355,9 +355,13 @@ def mark_read(user: User, conversation: Conversation, newest: datetime | None) -
         participant.last_read_at is None or newest > participant.last_read_at
     ):
         participant.last_read_at = newest
-        event = events.record("read", conversation.id, [user.id])
+        published = [events.record("read", conversation.id, [user.id])]
+        others = [p.user_id for p in conversation.participants if p.user_id != user.id]
+        if user.read_receipts and others:
+            published.append(events.record("conversation-read", conversation.id, others))
         db.session.commit()
-        events.publish(event)
+        for event in published:
+            events.publish(event)
 
 
 def newest_message_time(conversation: Conversation) -> datetime | None:

@@ -424,6 +424,9 @@ def test_a_mention_formatted_text_and_a_reaction_reach_both_pages(browse, make):
     # The one named sees it stronger; the writer sees it plain.
     expect(b.locator(".mention")).to_have_class(re.compile(r"\byou\b"))
     expect(a.locator(".mention")).not_to_have_class(re.compile(r"\byou\b"))
+    # Bea's open page read it: "Seen" appears under Alice's message, live.
+    expect(a.locator("#seen")).to_have_text("Seen")
+    expect(b.locator("#seen")).to_have_text("")
 
     # Bea reacts from the menu; both pages show the chip, hers marked as hers.
     theirs = messages_with(b, "Lunch")
