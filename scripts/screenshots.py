@@ -182,17 +182,43 @@ def call(page, path_for) -> list[Path]:
     return [path_for("call")]
 
 
+def without_javascript(page, path_for) -> list[Path]:
+    """The same account without JavaScript: the conversation, who reacted, the account page."""
+    shots = []
+
+    def snap(name: str) -> None:
+        page.screenshot(path=path_for(name))
+        shots.append(path_for(name))
+
+    page.goto("/login")
+    page.get_by_label("Email").fill("ada@example.com")
+    page.get_by_label("Password").fill("chipper-demo")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state()
+    page.goto("/conversations")
+    page.get_by_role("link", name="Analytical club").first.click()
+    page.wait_for_selector("#composer")
+    snap("group-nojs")
+    page.get_by_role("link", name="Who reacted").first.click()
+    page.wait_for_selector("h1")
+    snap("reactions-nojs")
+    page.goto("/account")
+    snap("account-nojs")
+    return shots
+
+
 def shoot(base: str, out: Path) -> list[Path]:
     shots = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        for walk in (journey, call):
+        for walk in (journey, call, without_javascript):
             for scheme in ("light", "dark"):
                 for size, (width, height) in SIZES.items():
                     context = browser.new_context(
                         viewport={"width": width, "height": height},
                         color_scheme=scheme,
                         base_url=base,
+                        java_script_enabled=walk is not without_javascript,
                     )
                     suffix = f"-{size}-{scheme}.png"
                     shots += walk(context.new_page(), lambda name, s=suffix: out / (name + s))
@@ -212,6 +238,8 @@ def main() -> None:
             "SECRET_KEY": "screenshots",
             "REDIS_URL": "",
             "PASSWORD_HASH_TIME": "1",
+            # Twelve sign-ins in a minute from one address: more than the login limit allows.
+            "RATELIMIT_ENABLED": "0",
         }
         port = free_port()
         server = serve(env, port)
