@@ -151,6 +151,19 @@ def test_a_refused_reply_comes_back_still_answering_the_message(client, sql, cha
     assert sql.scalar(sa.select(sa.func.count(Message.id))) == 1
 
 
+def test_a_reply_refused_without_javascript_comes_back_still_answering(client, sql, chat, question):
+    page = f"/conversations/{chat}?reply_to={question}"
+    response = client.submit(
+        page, f"/conversations/{chat}/messages", {"body": " ", "reply_to": str(question)}
+    )
+    assert response.status_code == 303
+    html = text(client.get(response.headers["Location"]))
+    assert "Write a message before sending." in html
+    assert f'<input type="hidden" name="reply_to" value="{question}">' in html
+    assert "Replying to <strong>Bob</strong>: Dinner on Friday?" in html
+    assert sql.scalar(sa.select(sa.func.count(Message.id))) == 1
+
+
 def test_the_history_opens_around_a_message(client, make, bob, chat):
     ids = [make.message(bob, chat, f"message {n}") for n in range(20)]
     target = ids[5]

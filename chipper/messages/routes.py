@@ -128,6 +128,8 @@ def refused(conversation: Conversation, body: str, error: ServiceError, reply_to
                 "conversations.show",
                 conversation_id=conversation.id,
                 refused=1,
+                # The page's composer answers the same message again (views.composer_for).
+                reply_to=composer["reply_to"].id if "reply_to" in composer else None,
                 _anchor="composer",
             )
         )

@@ -332,12 +332,19 @@ def test_an_edit_shows_in_place_on_both_pages(browse, make):
     assert browse.errors == []
 
 
-def test_a_reply_quotes_its_original_and_the_quote_jumps_to_it(browse, make):
+def a_question_then_more(make, more: int) -> tuple[int, int, int, int]:
+    """Bea asks Alice a question and writes `more` messages after it: the two, the
+    conversation and the question."""
     alice, bea = make.user("Alice Adams"), make.user("Bea Baker")
     conversation_id = make.private(alice, bea)
     original = make.message(bea, conversation_id, "Shall we meet at the station?")
-    for n in range(12):
+    for n in range(more):
         make.message(bea, conversation_id, f"and another thing {n}")
+    return alice, bea, conversation_id, original
+
+
+def test_a_reply_quotes_its_original_and_the_quote_jumps_to_it(browse, make):
+    alice, bea, conversation_id, original = a_question_then_more(make, 12)
     path = f"/conversations/{conversation_id}"
     a = person(browse, make, alice, path)
     b = person(browse, make, bea, path)
@@ -365,7 +372,9 @@ def test_a_reply_quotes_its_original_and_the_quote_jumps_to_it(browse, make):
     assert browse.errors == []
 
 
-def test_a_conversation_opens_at_new_messages_and_counts_what_arrives_below(browse, make):
+def unread_below_read(make) -> tuple[int, int, int, int]:
+    """Alice and Bea, with 30 messages Alice read then 26 from Bea she has not: the two, the
+    conversation and the first unread message."""
     alice, bea = make.user("Alice Adams"), make.user("Bea Baker")
     conversation_id = make.private(alice, bea)
     for n in range(30):
@@ -373,6 +382,11 @@ def test_a_conversation_opens_at_new_messages_and_counts_what_arrives_below(brow
     first_new = make.message(bea, conversation_id, "Are you there?")
     for n in range(25):
         make.message(bea, conversation_id, f"and then {n}")
+    return alice, bea, conversation_id, first_new
+
+
+def test_a_conversation_opens_at_new_messages_and_counts_what_arrives_below(browse, make):
+    alice, bea, conversation_id, first_new = unread_below_read(make)
     path = f"/conversations/{conversation_id}"
     a = person(browse, make, alice, path)
     b = person(browse, make, bea, path)
@@ -394,6 +408,45 @@ def test_a_conversation_opens_at_new_messages_and_counts_what_arrives_below(brow
     expect(messages_with(a, "There you are")).to_be_in_viewport()
     expect(a.locator("#new-below")).to_be_hidden()
     assert_no_reload(a, b)
+    assert browse.errors == []
+
+
+def test_opened_from_the_list_it_starts_at_new_messages(browse, make):
+    alice, bea, conversation_id, first_new = unread_below_read(make)
+    a = person(browse, make, alice)  # the list, beside an empty pane on a desktop
+    a.locator(f"#conversation-{conversation_id} a").click()
+    expect(a.locator("#unread")).to_be_in_viewport()
+    expect(a.locator(f"#m{first_new}")).to_be_in_viewport()
+    expect(messages_with(a, "and then 24")).not_to_be_in_viewport()
+    assert_no_reload(a)
+    assert browse.errors == []
+
+
+def test_older_history_leaves_new_messages_to_the_latest_page(browse, make):
+    alice, bea, conversation_id, original = a_question_then_more(make, 60)
+    latest = f"/conversations/{conversation_id}"
+    a = person(browse, make, alice, f"{latest}?around={original}")
+    b = person(browse, make, bea, latest)
+    expect(a.get_by_role("link", name="Newer messages")).to_be_visible()
+
+    # What arrives is not put below the gap: the button says so and opens the latest page.
+    send(b, "Hello?")
+    got_event(a, f"message-created-{conversation_id}")
+    expect(messages_with(a, "Hello?")).to_have_count(0)
+    button = a.get_by_role("button", name="1 new message")
+    expect(button).to_be_visible()
+    button.click()
+    expect(a).to_have_url(re.compile(rf"{latest}$"))
+    expect(messages_with(a, "Hello?")).to_be_in_viewport()
+
+    # Sent from older history, a message opens the latest page with it.
+    a.goto(f"{latest}?around={original}")
+    a.wait_for_function(f"() => {STREAM_OPEN}")
+    send(a, "Yes, at ten")
+    expect(a).to_have_url(re.compile(rf"{latest}#m\d+$"))
+    expect(messages_with(a, "Yes, at ten")).to_have_count(1)
+    expect(messages_with(a, "Yes, at ten")).to_be_in_viewport()
+    expect(messages_with(b, "Yes, at ten")).to_have_count(1)
     assert browse.errors == []
 
 

@@ -314,10 +314,21 @@
   }, { capture: true, passive: true });
   document.addEventListener("click", function (event) {
     if (!event.target.closest || !event.target.closest("#new-below")) return;
+    var latest = latestPage();
+    if (latest) {
+      location.assign(latest);
+      return;
+    }
     newBelow = 0;
     showNewBelow();
     scrollTimelineToEnd();
   });
+  // The latest page's address when this one shows older history with newer messages left
+  // out (?before= or ?around=): new messages are not appended below such a page.
+  function latestPage() {
+    var list = document.getElementById("messages");
+    return list && list.getAttribute("data-latest");
+  }
 
   // A reply's quote shows its original: scrolled to and outlined a moment when it is on the
   // page; otherwise the link opens the history around it.
@@ -379,13 +390,14 @@
       markMine(incoming);
       place(incoming);
       place(incoming.nextElementSibling);
-    } else if (message.type.indexOf("message-created-") !== 0) {
+    } else if (message.type.indexOf("message-created-") !== 0 || latestPage()) {
       event.preventDefault();
     }
     if (message.type.indexOf("message-created-") === 0) {
       var typing = document.getElementById("typing");
       if (typing) typing.textContent = "";
-      if (!existing && !timelineAtEnd() && incoming.getAttribute("data-author-id") !== me) {
+      var below = !timelineAtEnd() || latestPage();
+      if (!existing && below && incoming.getAttribute("data-author-id") !== me) {
         newBelow += 1;
         showNewBelow();
       }
@@ -399,6 +411,13 @@
     if (!target || target.id !== "messages" || !event.detail.serverResponse) return;
     var template = document.createElement("template");
     template.innerHTML = event.detail.serverResponse;
+    var sent = template.content.querySelector("li.message[id]");
+    if (latestPage() && sent && event.detail.xhr.status === 201) {
+      // Sent from older history: the message is shown where it belongs, on the latest page.
+      event.detail.shouldSwap = false;
+      location.assign(latestPage() + "#" + sent.id);
+      return;
+    }
     var changed = false;
     Array.from(template.content.children).forEach(function (incoming) {
       if (!incoming.id || !incoming.classList.contains("message")) return;
