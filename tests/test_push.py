@@ -285,12 +285,22 @@ def test_a_mention_is_heard_even_in_a_muted_conversation(
 ):
     group = make.group(ada, [bob, cara], "Lunch club")
     bob_client, browser = subscribed(bob, "bob")
+    _, caras_browser = subscribed(cara, "cara")
     bob_client.post(f"/conversations/{group}/mute", data={"muted": "on"}, headers=JSON)
     client.post(f"/conversations/{group}/messages", data={"body": "who's in?"}, headers=JSON)
     client.post(f"/conversations/{group}/messages", data={"body": "**@Bob** you in?"}, headers=JSON)
     settle()
-    # Only the one naming him, as plain text.
-    assert [browser.read(r)["body"] for r in push_service.to("bob")] == ["@Bob you in?"]
+    # Only the one naming him, as plain text, saying that it names him.
+    (heard,) = [browser.read(r) for r in push_service.to("bob")]
+    assert heard["body"] == "@Bob you in?"
+    assert heard["title"] == "Ada mentioned you in Lunch club" and heard["mentioned"] is True
+    # Cara, not named, hears both the usual way.
+    shown = [caras_browser.read(r) for r in push_service.to("cara")]
+    assert [(n["title"], n["body"]) for n in shown] == [
+        ("Ada in Lunch club", "who's in?"),
+        ("Ada in Lunch club", "@Bob you in?"),
+    ]
+    assert not any("mentioned" in n for n in shown)
 
 
 @pytest.mark.parametrize("app_config", [{"PUSH_ALLOW_PRIVATE_ENDPOINTS": True}])

@@ -238,8 +238,9 @@ def deliver_message(message_id: int, watching: frozenset[int] = frozenset()) -> 
         ttl=ttl,
         urgency="normal",
         muting=True,
-        # Someone it names hears of it even in a conversation they muted.
+        # Someone it names hears of it even in a conversation they muted, and is told so.
         heard=frozenset(m.user_id for m in message.mentions),
+        heard_title=_title(author, conversation, mentioned=True),
         seen=watching,
     )
 
@@ -275,13 +276,16 @@ def _deliver(
     urgency: str,
     muting: bool,
     heard: frozenset[int] = frozenset(),
+    heard_title: str = "",
     seen: frozenset[int] = frozenset(),
 ) -> None:
     """Posts `data` (plus each recipient's unread count) to every browser of every member
-    but the actor who wants it, then forgets the browsers their push service says are gone."""
+    but the actor who wants it, then forgets the browsers their push service says are gone.
+    Those `heard` (named by the message) get `heard_title` instead of the title."""
     outbox = []
     for user, subscriptions in _recipients(conversation_id, actor_id, muting, heard, seen):
-        payload = _encode({**data, "unread": total_unread(user)})
+        mine = {"title": heard_title, "mentioned": True} if user.id in heard else {}
+        payload = _encode({**data, **mine, "unread": total_unread(user)})
         outbox += [(s.id, s.endpoint, s.p256dh, s.auth, payload) for s in subscriptions]
     # End the read transaction: nothing stays open while push services answer.
     db.session.commit()
@@ -343,8 +347,10 @@ def _recipients(
     return [(u, [s for s in subscriptions if s.user_id == u.id]) for u in users]
 
 
-def _title(sender: User | None, conversation: Conversation) -> str:
+def _title(sender: User | None, conversation: Conversation, mentioned: bool = False) -> str:
     name = sender.name if sender else "Someone"
+    if mentioned:
+        name = f"{name} mentioned you"
     if conversation.is_group:
         return f"{name} in {conversation.name or 'Group'}"
     return name
