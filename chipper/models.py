@@ -577,6 +577,8 @@ class Event(db.Model):
     conversation_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("conversations.id", ondelete="CASCADE")
     )
+    # The message a message-* event shows: its later changes restate the event (store.restate).
+    message_id: Mapped[int | None] = mapped_column(index=True)
     # {"html": viewer-neutral partial, "data": JSON form for API clients}
     payload: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from chipper.models import Message, utcnow
+from chipper.models import Event, Message, utcnow
 from tests.conftest import HTMX, JSON, text
 from tests.realtime_support import wait_for
 
@@ -257,3 +257,29 @@ def test_every_open_tab_is_told_and_a_reconnecting_tab_too(make, visit, live):
     resumed = bobby.stream(headers={"Last-Event-ID": str(int(frame.id) - 1)})
     again = wait_for(resumed, lambda e: e.name == f"message-updated-{chat}")
     assert again.id == frame.id
+
+
+def test_replays_keep_no_replaced_or_deleted_text(client, login_client, sql, chat, bob, mine):
+    """What a reconnecting tab is sent again is kept in the events table: after an edit or a
+    deletion it holds the message (and quotes of it) only as they now are."""
+
+    def stored() -> list[str]:
+        return sql.scalars(sa.select(Event.payload).order_by(Event.id))
+
+    patch(client, mine, "my door code is 4321")
+    reply = login_client(bob).post(
+        f"/conversations/{chat}/messages", json={"body": "noted", "reply_to": mine}, headers=JSON
+    )
+    assert reply.status_code == 201
+    before = len(stored())
+    assert any("4321" in payload for payload in stored())
+    patch(client, mine, "see you at the gate")
+    assert not [payload for payload in stored() if "4321" in payload or "helo" in payload]
+    # Each event is still there to replay, showing the message as it now is.
+    assert len(stored()) == before + 2  # the edit, and the reply's quote
+    # Its three (sent, edited twice) and the reply's two (sent, its quote changed).
+    assert sum("see you at the gate" in payload for payload in stored()) == 5
+
+    assert client.delete(f"/messages/{mine}", headers=JSON).status_code == 200
+    assert not [payload for payload in stored() if "see you at the gate" in payload]
+    assert sum("Original message deleted" in payload for payload in stored()) == 3

@@ -145,6 +145,31 @@ def test_upgrade_from_global_event_ids_keeps_users_and_drops_the_replay_buffer(f
     assert flask(fresh_app, "db", "downgrade", "0002").exit_code == 0
 
 
+def test_upgrade_names_the_message_of_each_stored_message_event(fresh_app):
+    """0019: events recorded before it get their message from their payload, so a later edit
+    or deletion restates them too."""
+    assert flask(fresh_app, "db", "upgrade", "0018").exit_code == 0
+    stored = [
+        (1, "message-created", '{"html": "<li>hi</li>", "data": {"id": 41, "body": "hi"}}'),
+        (2, "message-updated", '{"html": "", "data": {"id": 41}}'),
+        (3, "read", '{"html": "", "data": {}}'),
+    ]
+    with fresh_app.app_context(), db.engine.begin() as conn:
+        for event_id, kind, payload in stored:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO events (id, kind, payload, created_at) "
+                    "VALUES (:id, :kind, :payload, '2026-12-01 10:00:00')"
+                ),
+                {"id": event_id, "kind": kind, "payload": payload},
+            )
+    assert flask(fresh_app, "db", "upgrade").exit_code == 0
+    with fresh_app.app_context():
+        named = db.session.execute(sa.text("SELECT id, message_id FROM events ORDER BY id"))
+        assert [tuple(row) for row in named] == [(1, 41), (2, 41), (3, None)]
+    assert flask(fresh_app, "db", "downgrade", "0018").exit_code == 0
+
+
 # seed-demo
 
 

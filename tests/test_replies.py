@@ -203,6 +203,14 @@ def test_the_reply_reaches_open_tabs_with_its_quote_and_a_deletion_updates_it(ma
         tab, lambda e: e.name == f"message-updated-{chat}" and f'id="m{reply_id}"' in e.data
     )
     assert "Original message deleted" in updated.data and "Dinner" not in updated.data
+    # A tab that dropped before the reply is told the same on reconnecting, and no replay
+    # shows the deleted text again.
+    resumed = bobby.stream(headers={"Last-Event-ID": str(int(created.id) - 1)})
+    again = wait_for(
+        resumed, lambda e: e.name == f"message-updated-{chat}" and f'id="m{reply_id}"' in e.data
+    )
+    assert "Original message deleted" in again.data
+    assert not [e for e in resumed.events if "Dinner" in e.data]
 
 
 def test_ids_past_what_the_database_holds_are_not_found(client, chat):

@@ -11,9 +11,18 @@ from collections.abc import Iterable
 from flask import current_app, has_request_context, render_template
 
 from chipper.realtime.kinds import Envelope, kind_of
-from chipper.realtime.store import Spec, record_many
+from chipper.realtime.store import Spec, record_many, restate
 
-__all__ = ["Envelope", "Spec", "ephemeral", "publish", "record", "record_many", "render"]
+__all__ = [
+    "Envelope",
+    "Spec",
+    "ephemeral",
+    "publish",
+    "record",
+    "record_many",
+    "render",
+    "restate",
+]
 
 
 def record(
@@ -23,9 +32,11 @@ def record(
     *,
     html: str = "",
     data: dict | None = None,
+    message_id: int | None = None,
 ) -> Envelope:
-    """Adds the event to the current transaction and returns its envelope for publish()."""
-    (envelope,) = record_many(Spec(kind, conversation_id, recipients, html, data))
+    """Adds the event to the current transaction and returns its envelope for publish().
+    `message_id`: the message it shows, so later changes of it can restate it (store)."""
+    (envelope,) = record_many(Spec(kind, conversation_id, recipients, html, data, message_id))
     return envelope
 
 

@@ -28,6 +28,7 @@ class Spec:
     recipients: Iterable[int]
     html: str = ""
     data: dict | None = None
+    message_id: int | None = None  # the message it shows, if any
 
 
 def record_many(*specs: Spec) -> list[Envelope]:
@@ -51,14 +52,15 @@ def record_many(*specs: Spec) -> list[Envelope]:
     ]
     seqs = _take_seqs(Counter(uid for e in events for uid in e.recipients))
     created = utcnow()
-    for e in events:
+    for e, spec in zip(events, specs, strict=True):
         # Core statements: the ORM unit of work costs more than these inserts themselves.
         e.id = db.session.scalar(
             _INSERT_EVENT,
             {
                 "kind": e.kind,
                 "conversation_id": e.conversation_id,
-                "payload": json.dumps({"html": e.html, "data": e.data}),
+                "message_id": spec.message_id,
+                "payload": _payload(e.html, e.data),
                 "created_at": created,
             },
         )
@@ -72,6 +74,22 @@ def record_many(*specs: Spec) -> list[Envelope]:
                 ],
             )
     return events
+
+
+def restate(message_id: int, html: str, data: dict) -> None:
+    """Gives the events already recorded for a message its present form: after an edit or a
+    deletion the table keeps no earlier text of it (nor of a quote of it) to replay. A replay
+    then shows the message as it is at every step, which is where its last event leaves a
+    page anyway. Call it in the transaction of the change, before recording the new event."""
+    db.session.execute(
+        sa.update(_events)
+        .where(_events.c.message_id == message_id)
+        .values(payload=_payload(html, data))
+    )
+
+
+def _payload(html: str, data: dict) -> str:
+    return json.dumps({"html": html, "data": data})
 
 
 _users = User.__table__

@@ -279,8 +279,12 @@ def _read_up_to(user: User, conversation: Conversation, read_at: datetime) -> No
 def message_event(kind: str, message: Message, recipients: list[int]) -> events.Envelope:
     # Rendered once, for everyone: the partial does not depend on who reads it.
     html = events.render("messages/_message.html", message=message)
+    data = message.to_json()
+    if kind != "message-created":
+        # Its earlier events show it as it is now: no edited or deleted text stays stored.
+        events.restate(message.id, html, data)
     return events.record(
-        kind, message.conversation_id, recipients, html=html, data=message.to_json()
+        kind, message.conversation_id, recipients, html=html, data=data, message_id=message.id
     )
 
 

@@ -71,6 +71,7 @@ def finish(
             recipients,
             html=events.render("messages/_message.html", message=message),
             data=message.to_json(),
+            message_id=message.id,
         ),
     )
     db.session.commit()
