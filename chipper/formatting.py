@@ -68,14 +68,15 @@ def names_of(people: Mapping[int, str]) -> dict[str, int]:
     return names
 
 
-def find_mentions(body: str, people: Mapping[str, int]) -> list[int]:
+def find_mentions(body: str, people: Mapping[str, int]) -> dict[int, str]:
     """The ids of the `people` (lowercased name -> id) the text names as @Name, in order,
-    once each. A name inside code (`@Ann`) is still a mention: the writer typed it."""
-    found: list[int] = []
+    once each, with the name it first names them by (kept, so the mention still shows after a
+    rename). A name inside code (`@Ann`) is still a mention: the writer typed it."""
+    found: dict[int, str] = {}
     for match in re.finditer("@", body):
         name = _name_at(body, match.start(), people)
-        if name is not None and people[name] not in found:
-            found.append(people[name])
+        if name is not None:
+            found.setdefault(people[name], name)
     return found
 
 

@@ -212,8 +212,10 @@ class Message(Timestamps, db.Model):
 
     @property
     def mention_names(self) -> dict[str, int]:
-        """The names its mentions are written with (lowercased), to their user ids."""
-        return formatting.names_of({m.user_id: m.user.name for m in self.mentions if m.user})
+        """The names its mentions are written with (lowercased), to their user ids: as the
+        text wrote them, and the people's present names."""
+        names = formatting.names_of({m.user_id: m.user.name for m in self.mentions if m.user})
+        return {**names, **{m.name: m.user_id for m in self.mentions if m.name}}
 
     @property
     def excerpt(self) -> str:
@@ -284,6 +286,8 @@ class Mention(db.Model):
     user_id: Mapped[int] = mapped_column(
         sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+    # The name the text names them by (lowercased), still shown as a mention after a rename.
+    name: Mapped[str | None] = mapped_column(sa.String(80))
 
     user: Mapped[User] = relationship()
 

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from chipper.formatting import find_mentions, names_of, plain_text, render
-from chipper.models import Mention
+from chipper.models import Mention, User
 from tests.conftest import HTMX, JSON, text
 from tests.realtime_support import wait_for
 
@@ -84,14 +84,14 @@ def test_plain_text_drops_the_marks():
 def test_a_first_name_names_someone_when_no_one_else_shares_it():
     names = names_of({1: "Ada Lovelace", 2: "Alan Turing", 3: "Alan Kay", 4: "Grace"})
     assert names == {"ada lovelace": 1, "alan turing": 2, "alan kay": 3, "grace": 4, "ada": 1}
-    assert find_mentions("@Ada and @Alan, @Alan Kay", names) == [1, 3]
+    assert list(find_mentions("@Ada and @Alan, @Alan Kay", names)) == [1, 3]
 
 
 def test_mentions_are_found_longest_name_first_and_not_in_addresses():
     people = {"ann": 1, "ann lee": 2, "bob": 3}
-    assert find_mentions("@Ann Lee and @bob, @ANN!", people) == [2, 3, 1]
-    assert find_mentions("mail ann@example.com or @annie", people) == []
-    assert find_mentions("@bob @bob", people) == [3]
+    assert list(find_mentions("@Ann Lee and @bob, @ANN!", people)) == [2, 3, 1]
+    assert list(find_mentions("mail ann@example.com or @annie", people)) == []
+    assert list(find_mentions("@bob @bob", people)) == [3]
 
 
 # In the app
@@ -137,6 +137,23 @@ def test_a_mention_is_stored_and_shown_strongly_for_the_one_named(
     assert f'<span class="mention you" data-user-id="{bob}">@Bob</span>' in bobs_page
     assert f'<span class="mention" data-user-id="{cara}">@cara</span>' in bobs_page
     assert "@nobody" in bobs_page and 'data-user-id="0"' not in bobs_page
+
+
+def test_a_mention_still_shows_after_the_person_is_renamed(
+    client, login_client, sql, group, bob, cara
+):
+    sent = send(client, group, "@Bob and @Cara Jones, lunch?").get_json()
+    rows = sql.rows(
+        sa.select(Mention.user_id, Mention.name).where(Mention.message_id == sent["id"])
+    )
+    assert sorted(rows) == sorted([(bob, "bob"), (cara, "cara")])
+    sql.write(sa.update(User).where(User.id == bob).values(name="Robert"))
+    bobs_page = text(login_client(bob).get(f"/conversations/{group}"))
+    assert f'<span class="mention you" data-user-id="{bob}">@Bob</span>' in bobs_page
+    # Named by the new name in a new message, too.
+    send(client, group, "@Robert ?")
+    bobs_page = text(login_client(bob).get(f"/conversations/{group}"))
+    assert f'<span class="mention you" data-user-id="{bob}">@Robert</span>' in bobs_page
 
 
 def test_someone_outside_the_conversation_is_not_mentioned(client, make, group):
