@@ -41,6 +41,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from chipper.notifications import bp as notifications_bp
     from chipper.push import init_app as init_push
     from chipper.pwa import bp as pwa_bp
+    from chipper.search import bp as search_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(conversations_bp)
@@ -50,6 +51,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(pwa_bp)
     app.register_blueprint(notifications_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(search_bp)
     realtime.init_app(app)
     streams.init_app(app)
     init_push(app)

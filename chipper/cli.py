@@ -125,7 +125,22 @@ def init_migrations(app: Flask) -> None:
     from flask_migrate import Migrate
 
     # Batch mode lets the same migrations alter tables on SQLite, which has little ALTER TABLE.
-    Migrate(app, db, directory=str(MIGRATIONS), render_as_batch=True, compare_type=True)
+    Migrate(
+        app,
+        db,
+        directory=str(MIGRATIONS),
+        render_as_batch=True,
+        compare_type=True,
+        include_name=modelled,
+    )
+
+
+def modelled(name: str | None, type_: str, _parent_names: dict) -> bool:
+    """What autogenerate compares with the models: not the search index, which differs by
+    database and is made by services.search (and migration 0021)."""
+    from chipper.services.search import is_index_table
+
+    return not (type_ == "table" and name is not None and is_index_table(name))
 
 
 class _MigrationCommands(click.Group):

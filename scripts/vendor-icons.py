@@ -27,6 +27,7 @@ ICONS = [
     "phone-off",
     "screen-share",
     "screen-share-off",
+    "search",
     "send-horizontal",
     "square-pen",
     "users",

@@ -22,7 +22,7 @@ from werkzeug.routing import Rule
 from chipper import create_app
 from chipper.extensions import db
 from chipper.models import User
-from chipper.services import conversations, messages, sessions
+from chipper.services import conversations, messages, search, sessions
 from chipper.services.accounts import register_user
 from chipper.services.conversations import Membership
 from tests.realtime_support import InProcessServer, RedisServer, Server, Visitor
@@ -185,6 +185,7 @@ def _empty_tables() -> None:
         else:
             for name in tables:
                 conn.execute(sa.text(f"DELETE FROM {name}"))
+            conn.execute(sa.text(f"DELETE FROM {search.TABLE}"))  # not a model (CASCADE above)
 
 
 @pytest.fixture

@@ -173,6 +173,8 @@ TABLE: dict[tuple[str, str], Case] = {
         "/conversations", signed_in(201, 422), type="group", name="More", user_ids=["{newcomer}"]
     ),
     ("conversations.show", "GET"): case("/conversations/{group}", members(same(200))),
+    # Within one conversation: its members only (across all, tests/test_search.py).
+    ("search.index", "GET"): case("/search?conversation_id={group}&q=hello", members(same(200))),
     ("conversations.search_people", "POST"): case("/conversations/new", signed_in(200, 422), q="b"),
     ("conversations.details", "GET"): case("/conversations/{group}/details", members(same(200))),
     ("conversations.messages", "GET"): case("/conversations/{group}/messages", members(same(200))),

@@ -25,7 +25,7 @@ from chipper.models import (
     utcnow,
 )
 from chipper.realtime import events
-from chipper.services import Conflict, Forbidden, Invalid, NotFound, push, text
+from chipper.services import Conflict, Forbidden, Invalid, NotFound, push, search, text
 from chipper.services.conversations import Membership, conversation_for, member_ids, touch
 from chipper.services.mentions import record_mentions
 
@@ -261,6 +261,7 @@ def insert_message(
     set_committed_value(message, "reply_to", reply_to)
     set_committed_value(message, "reactions", [])
     set_committed_value(message, "mentions", [])
+    search.index(message, new=True)
     touch(conversation, now)
     return message
 
@@ -347,6 +348,7 @@ def edit_message(user: User, message_id: int, body: str | None) -> Message:
     message.edited_at = message.updated_at = utcnow()
     recipients = member_ids(conversation)
     record_mentions(message, recipients)
+    search.index(message)
     event = message_event("message-updated", message, recipients)
     updates = _replies_shown_again(message, recipients)  # their quotes show the new text
     db.session.commit()
@@ -382,6 +384,7 @@ def delete_message(user: User, message_id: int) -> Message:
         db.session.execute(sa.delete(Mention).where(Mention.message_id == message.id))
         set_committed_value(message, "reactions", [])
         set_committed_value(message, "mentions", [])
+        search.unindex(message.id)
         recipients = member_ids(conversation)
         event = message_event("message-deleted", message, recipients)
         # Its replies quote it no more: "Original message deleted" where the quote was.
