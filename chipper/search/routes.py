@@ -35,11 +35,7 @@ def index():
     context = {
         "q": text,
         "results": results,
-        "within": (
-            conversations_svc.conversation_for(current_user, conversation_id)
-            if conversation_id is not None
-            else None
-        ),
+        "within": results.within,
         "open_id": "search",
     }
     if request.args.get("after") and htmx_target() == "more-results":

@@ -98,11 +98,6 @@ def unindex(message_id: int) -> None:
     db.session.execute(sa.text(f"DELETE FROM {TABLE} WHERE {key} = :id"), {"id": message_id})
 
 
-def clear() -> None:
-    """Empties the index (the tests' clean slate, alongside the tables)."""
-    db.session.execute(sa.text(f"DELETE FROM {TABLE}"))
-
-
 # Asking it
 
 
@@ -119,6 +114,7 @@ class Results:
     hits: list[Hit]
     next: str | None  # where the next page starts, for ?after=
     query: search_query.Query
+    within: Conversation | None = None  # the conversation searched, when only one
 
 
 def search(
@@ -127,11 +123,10 @@ def search(
     """The user's messages that match `text`, best first, a page at a time (`after`: the
     `next` of the page before). Within one conversation when `conversation_id` is given (404
     when it is not theirs). A read: nothing is written."""
-    if conversation_id is not None:
-        conversation_for(user, conversation_id, members=False)
+    within = conversation_for(user, conversation_id) if conversation_id is not None else None
     query = search_query.parse(text or "")
     if query.empty:
-        return Results([], None, query)
+        return Results([], None, query, within)
     cursor = _cursor(after)
     rows = _ranked(user.id, query, conversation_id, cursor, PER_PAGE + 1)
     more = len(rows) > PER_PAGE
@@ -161,7 +156,7 @@ def search(
         conversation = conversations[message.conversation_id]
         hits.append(Hit(message, conversation, search_query.snippet(shown, query), score))
     last = hits[-1] if more and hits else None
-    return Results(hits, f"{last.score!r}_{last.message.id}" if last else None, query)
+    return Results(hits, f"{last.score!r}_{last.message.id}" if last else None, query, within)
 
 
 def _cursor(after: str | None) -> tuple[float, int] | None:
