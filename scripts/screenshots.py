@@ -161,6 +161,9 @@ def journey(page, path_for) -> list[Path]:
     page.get_by_role("link", name="Group details").click()
     page.wait_for_selector("#details:visible")
     snap("details")
+    page.goto("/search?q=tea")
+    page.wait_for_selector(".search-hits")
+    snap("search")
     return shots
 
 
@@ -204,6 +207,8 @@ def without_javascript(page, path_for) -> list[Path]:
     snap("reactions-nojs")
     page.goto("/account")
     snap("account-nojs")
+    page.goto("/search?q=biscuits")
+    snap("search-nojs")
     return shots
 
 
