@@ -103,9 +103,10 @@ class Config:
         for name, default in LIMITS.items():
             setattr(self, name, os.environ.get(name, default))
         # Photos are kept at most this many pixels on their long side (phone photos are shrunk
-        # once, as chat apps do), and at most this many are decoded at once in a process.
+        # once, as chat apps do), and photos decode at once in a process only while together
+        # they need less than this much memory (one alone always may).
         self.IMAGE_MAX_SIDE = int(os.environ.get("IMAGE_MAX_SIDE", 2560))
-        self.IMAGE_DECODE_CONCURRENCY = int(os.environ.get("IMAGE_DECODE_CONCURRENCY", 2))
+        self.IMAGE_DECODE_MEMORY_MB = int(os.environ.get("IMAGE_DECODE_MEMORY_MB", 400))
         # Who may make an account: "open" (anyone who reaches the server), "invite" (with an
         # admin's invite link) or "closed". The first account, the admin, can always be made
         # from this machine or with the setup link the server logs until it exists.

@@ -9,7 +9,6 @@ its own transaction fails (`discard()`). Imports run one way: services -> media 
 from __future__ import annotations
 
 import os
-import threading
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from flask import current_app
 
 from chipper.errors import Damaged
 from chipper.media import images, sniff
+from chipper.media.budget import Budget
 from chipper.media.storage import LocalFolder, Storage
 
 __all__ = [
@@ -125,20 +125,20 @@ def store(stream: BinaryIO, filename: str | None) -> StoredFile:
         finally:
             files.remove_temporary(raw)
 
-    # At most IMAGE_DECODE_CONCURRENCY uploads are checked and decoded at once in a process
-    # (a 50-megapixel photo takes 200 MB while it decodes); the others wait their turn.
-    with _decoding(current_app):
+    # Photos decode at once only while together they need less than IMAGE_DECODE_MEMORY_MB
+    # (a 50-megapixel photo takes 300 MB while it decodes); the others wait their turn. The
+    # header read for the estimate is a few bytes, fine on the event loop.
+    cost = images.footprint(raw, config["IMAGE_MAX_SIDE"])
+    with _decode_budget(current_app).taken(cost):
         return _off_the_event_loop(check_and_write)
 
 
-def _decoding(app) -> threading.BoundedSemaphore:
-    # Made on first use, in the worker, so it is gevent's semaphore under gevent workers
-    # (waiting greenlets yield) and a thread semaphore otherwise.
+def _decode_budget(app) -> Budget:
+    # Made on first use, in the worker, so it waits with gevent's primitives under gevent
+    # workers (waiting greenlets yield) and with a thread's otherwise.
     key = "chipper.media.decoding"
     if key not in app.extensions:
-        app.extensions.setdefault(
-            key, threading.BoundedSemaphore(app.config["IMAGE_DECODE_CONCURRENCY"])
-        )
+        app.extensions.setdefault(key, Budget(app.config["IMAGE_DECODE_MEMORY_MB"] * 1024 * 1024))
     return app.extensions[key]
 
 

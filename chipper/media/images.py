@@ -57,6 +57,22 @@ class Picture:
         thumbnail.save(out, format="WEBP", quality=80)
 
 
+def footprint(path: str, max_side: int = 0) -> int:
+    """About how many bytes decoding the photo at `path` will take at its peak: 4 per pixel of
+    every frame, and half again for a still photo shrunk to `max_side`. Reads only the header;
+    0 when the file is not a photo Pillow reads (the decode then refuses it)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path, formats=list(PILLOW_FORMATS.values())) as image:
+                frames = getattr(image, "n_frames", 1)
+                decoded = 4 * image.width * image.height * frames
+                shrunk = frames == 1 and max_side and max(image.size) > max_side
+    except Exception:
+        return 0
+    return decoded * 3 // 2 if shrunk else decoded
+
+
 def decode(path: str, content_type: str, max_pixels: int, max_side: int = 0) -> Picture:
     """Decodes every frame of the photo at `path`, or raises Damaged (broken, or more than
     `max_pixels` in all its frames). A still photo longer than `max_side` on either side is
