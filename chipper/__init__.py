@@ -39,6 +39,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from chipper.conversations import bp as conversations_bp
     from chipper.messages import bp as messages_bp
     from chipper.notifications import bp as notifications_bp
+    from chipper.people import bp as people_bp
     from chipper.push import init_app as init_push
     from chipper.pwa import bp as pwa_bp
     from chipper.search import bp as search_bp
@@ -52,6 +53,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(notifications_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(search_bp)
+    app.register_blueprint(people_bp)
     realtime.init_app(app)
     streams.init_app(app)
     init_push(app)

@@ -8,12 +8,7 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from chipper import formatting
-from chipper.models import iso, utcnow
-
-
-def initials(name: str) -> str:
-    parts = [p for p in (name or "").split() if p]
-    return "".join(p[0] for p in parts[:2]).upper() or "?"
+from chipper.models import avatar_colour, initials, iso, utcnow
 
 
 def clock(value: datetime) -> str:
@@ -115,11 +110,6 @@ def continues_run(message, previous) -> bool:
         and message.created_at.date() == previous.created_at.date()
         and message.created_at - previous.created_at < RUN_GAP
     )
-
-
-def avatar_colour(user_id: int | None) -> str:
-    """One of eight colour classes (css/base.css), the same for a person everywhere."""
-    return f"hue-{(user_id or 0) % 8}"
 
 
 def formatted(message, viewer_id: int | None = None) -> formatting.Shown:

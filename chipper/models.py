@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from flask import current_app, url_for
+from flask import current_app, has_request_context, url_for
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -22,6 +22,17 @@ from chipper.extensions import db
 def utcnow() -> datetime:
     """Naive UTC: SQLite keeps no time zone, so every stored time is UTC without one."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def initials(name: str) -> str:
+    """What stands for someone without a picture: "Ada Lovelace" -> "AL"."""
+    parts = [p for p in (name or "").split() if p]
+    return "".join(p[0] for p in parts[:2]).upper() or "?"
+
+
+def avatar_colour(user_id: int | None) -> str:
+    """One of eight colour classes (css/base.css), the same for a person everywhere."""
+    return f"hue-{(user_id or 0) % 8}"
 
 
 class Timestamps:
@@ -47,6 +58,8 @@ class User(UserMixin, Timestamps, db.Model):
     # Whether the others in a conversation see when this user has read it ("Seen"); off,
     # this user does not see theirs either.
     read_receipts: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    # The stored file of this user's picture (a 256 px square WebP), or None: initials show.
+    avatar_name: Mapped[str | None] = mapped_column(sa.String(64))
 
     # Not columns: the sign-in this object was loaded for. Flask-Login keeps get_id() in the
     # session and the remember-me cookie, so both carry that sign-in's random token, never
@@ -69,8 +82,20 @@ class User(UserMixin, Timestamps, db.Model):
         """(whether it matches, whether the stored hash is weaker than the config asks)."""
         return passwords.verify(self.password_hash, password)
 
+    @property
+    def avatar_url(self) -> str | None:
+        """The picture's address; the stored name in it changes with each new picture, so a
+        browser may keep one for good."""
+        if not self.avatar_name:
+            return None
+        values = {"user_id": self.id, "v": self.avatar_name.split(".")[0][:12]}
+        if has_request_context():
+            return url_for("people.avatar", **values)
+        with current_app.test_request_context("/"):  # a job, the push sender's thread
+            return url_for("people.avatar", **values)
+
     def to_json(self) -> dict:
-        return {"id": self.id, "name": self.name}
+        return {"id": self.id, "name": self.name, "avatar": self.avatar_url}
 
     @staticmethod
     def normalize_email(email: str) -> str:
@@ -531,6 +556,7 @@ class CallMember(db.Model):
         return {
             "user_id": self.user_id,
             "name": self.user.name,
+            "avatar": self.user.avatar_url,
             "state": self.current_state,
             "screen_sharing": self.screen_sharing,
             "joined_at": iso(self.joined_at),

@@ -271,7 +271,7 @@ def test_login_json(client, make):
     response = login(client, make.email(user), headers=JSON)
     assert response.status_code == 200
     body = response.get_json()
-    assert body["user"] == {"id": user, "name": "Ada"}
+    assert body["user"] == {"id": user, "name": "Ada", "avatar": None}
     assert body["csrf_token"]
 
 

@@ -125,6 +125,13 @@ TABLE: dict[tuple[str, str], Case] = {
     ),
     ("auth.logout", "POST"): case("/logout", signed_in(204)),
     ("auth.account", "GET"): case("/account", signed_in(200)),
+    ("auth.update_profile", "POST"): case("/profile", signed_in(200, 422), name="Renamed {n}"),
+    # A JSON body carries no file: "Choose a photo first" (tests/test_profiles.py uploads).
+    ("auth.upload_avatar", "POST"): case("/profile/avatar", signed_in(422)),
+    ("auth.remove_avatar", "POST"): case("/profile/avatar/remove", signed_in(200)),
+    # Anyone signed in sees anyone's card and picture (names show in every shared chat).
+    ("people.card", "GET"): case("/users/{other}", signed_in(200)),
+    ("people.avatar", "GET"): case("/users/{other}/avatar", signed_in(404)),
     ("auth.change_password", "POST"): case(
         "/account/password",
         signed_in(200, 422),

@@ -51,7 +51,7 @@ def test_list_page_shows_titles_previews_and_times(client, make, ada, bob, cara)
     assert "<html" in html
     assert row_order(html) == [group, private, quiet]
     rows = dict(zip(row_order(html), re.split(r'id="conversation-\d+"', html)[1:], strict=True))
-    assert '<span class="row-title">Bob</span>' in rows[private]
+    assert f'<span class="row-title" data-user-name="{bob}">Bob</span>' in rows[private]
     assert "See you at &lt;noon&gt; &amp; later" in rows[private]
     assert '<span class="row-title">Book club</span>' in rows[group]
     assert '<span class="tag">Group</span>' in rows[group]
@@ -267,7 +267,7 @@ def test_new_page_search_keeps_people_already_ticked(client, ada, bob, cara):
 
 def test_new_json_lists_people(client, ada, bob, cara):
     response = client.get("/conversations/new?q=car", headers=JSON)
-    assert response.get_json() == {"users": [{"id": cara, "name": "Cara"}]}
+    assert response.get_json() == {"users": [{"id": cara, "name": "Cara", "avatar": None}]}
 
 
 def test_start_private_redirects_to_it(client, sql, ada, bob):
@@ -527,7 +527,7 @@ def test_details_page_shows_members_and_the_group_forms(client, make, ada, bob, 
     html = text(client.get(f"/conversations/{group}/details"))
     assert "<html" in html and row_order(html) == [group]
     assert '<h1 id="details-title">Book club</h1>' in html
-    assert '<span class="member-name">Bob' in html and "2 members" in html
+    assert f'data-user-name="{bob}">Bob</a>' in html and "2 members" in html
     for control in ("Rename", "Add to group", "Leave group", "Mute conversation"):
         assert control in html
     assert f'name="user_ids" value="{cara}"' in html
@@ -542,7 +542,7 @@ def test_details_page_shows_members_and_the_group_forms(client, make, ada, bob, 
 def test_private_details_have_no_group_forms(client, make, ada, bob):
     private = make.private(ada, bob)
     html = text(client.get(f"/conversations/{private}/details"))
-    assert "Mute conversation" in html and '<span class="member-name">Bob' in html
+    assert "Mute conversation" in html and f'data-user-name="{bob}">Bob</a>' in html
     for control in ("Rename", "Add to group", "Leave group"):
         assert control not in html
 
@@ -675,8 +675,10 @@ def test_day_separators_and_author_and_time(app, client, make, sql, ada, bob):
     assert days == [expected, "Yesterday", "Today"]
     created = sql.scalar(sa.select(Message.created_at).where(Message.id == today))
     message = html[html.index(f'id="m{today}"') :]
-    assert '<span class="author">Bob</span>' in message[:600]
-    assert f">{created:%H:%M}</time>" in message[:600]
+    assert re.search(
+        r'<a class="author" href="/users/\d+" data-card data-user-name="\d+">Bob</a>', message[:800]
+    )
+    assert f">{created:%H:%M}</time>" in message[:800]
 
 
 def test_show_json(client, make, ada, bob):
@@ -789,7 +791,7 @@ def test_add_people_htmx_returns_the_details(client, sql, group, ada, bob, cara)
     html = text(response)
     assert "<html" not in html
     assert "3 members" in html
-    assert '<span class="member-name">Cara' in html
+    assert f'data-user-name="{cara}">Cara</a>' in html
     assert member_ids(sql, group) == {ada, bob, cara}
 
 
@@ -864,7 +866,7 @@ def test_creator_removes_a_member(client, login_client, sql, trio, ada, bob, car
         response = client.delete(path, headers=HTMX)
         assert response.status_code == 200
         assert "2 members" in text(response)
-        assert '<span class="member-name">Bob' not in text(response)
+        assert f'data-user-name="{bob}">Bob</a>' not in text(response)
     else:
         response = client.delete(path, headers=JSON)
         assert response.status_code == 200

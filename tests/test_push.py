@@ -133,6 +133,25 @@ def test_a_message_reaches_the_other_members_browser_encrypted_and_signed(
     assert sql.scalar(sa.select(PushSubscription.last_used_at)) is not None
 
 
+def test_the_senders_picture_is_the_notifications_icon(
+    client, ada, bob, make, subscribed, push_service
+):
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), "#2a6").save(out, "PNG")
+    uploaded = client.post(
+        "/profile/avatar",
+        data={"avatar": (io.BytesIO(out.getvalue()), "me.png")},
+        content_type="multipart/form-data",
+        headers=JSON,
+    )
+    picture = uploaded.get_json()["user"]["avatar"]
+    chat = make.private(ada, bob)
+    _, bob_browser = subscribed(bob, "bob")
+    client.post(f"/conversations/{chat}/messages", data={"body": "Tea?"}, headers=JSON)
+    (received,) = push_service.wait("bob")
+    assert bob_browser.read(received)["icon"] == picture
+
+
 def test_a_group_message_names_the_group_and_long_text_is_cut(
     client, ada, bob, cara, make, subscribed, push_service
 ):

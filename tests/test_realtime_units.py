@@ -137,6 +137,7 @@ def names(envelope: Envelope, user_id: int = 9, fmt: str = "html") -> list[str]:
         ("call-updated", ["call-updated-5", "call"]),
         ("call-ended", ["call-ended-5", "call"]),
         ("call-signal", ["call-signal"]),
+        ("profile-updated", ["profile-updated"]),
         # Streams end themselves on it (tests/test_sessions.py); it makes no page frame.
         ("sessions-ended", []),
     ],
@@ -148,7 +149,7 @@ def test_each_kind_becomes_the_frames_its_page_listens_for(kind, expected):
 
 
 def test_every_registered_kind_is_covered_above():
-    assert len(KINDS) == 15
+    assert len(KINDS) == 16
 
 
 def test_your_own_message_does_not_touch_your_unread_badge():

@@ -1,12 +1,13 @@
-"""The account page: change the password, choose whether others see when you have read,
-see where the account is signed in, sign out everywhere else."""
+"""The profile page (also at /account): your name, email address and picture; change the
+password, choose whether others see when you have read, see where the account is signed in,
+sign out everywhere else."""
 
-from flask import jsonify, url_for
+from flask import jsonify, request, url_for
 from flask_login import current_user, login_required
 
 from chipper.auth import bp
 from chipper.models import iso
-from chipper.services import Invalid, accounts, sessions
+from chipper.services import Invalid, ServiceError, accounts, profiles, sessions
 from chipper.web import form_value, json_error, page, see_other, wants_json
 
 
@@ -18,6 +19,7 @@ def _page(status: int = 200, **context):
 
 
 @bp.get("/account")
+@bp.get("/profile")  # registered first: the address url_for gives
 @login_required
 def account():
     if wants_json():
@@ -29,8 +31,66 @@ def account():
             sessions=listed,
             current=current_user.session_id,
             read_receipts=current_user.read_receipts,
+            user={**current_user.to_json(), "email": current_user.email},
         )
     return _page()
+
+
+def _profile_json():
+    return jsonify(user={**current_user.to_json(), "email": current_user.email})
+
+
+@bp.post("/profile")
+@login_required
+def update_profile():
+    """Name and email address (a new address needs the current password)."""
+    try:
+        changed = profiles.update(
+            current_user,
+            form_value("name", current_user.name),
+            form_value("email", current_user.email),
+            form_value("current_password"),
+        )
+    except Invalid as error:
+        if wants_json():
+            return json_error(error.message, 422, error.field)
+        return _page(422, errors={error.field: error.message}, profile_form=request.form)
+    if wants_json():
+        return _profile_json()
+    done = {
+        ("name",): "Name changed.",
+        ("email",): "Email address changed.",
+        ("name", "email"): "Name and email address changed.",
+    }.get(tuple(changed), "Nothing to change.")
+    return _page(done=done)
+
+
+@bp.post("/profile/avatar")
+@login_required
+def upload_avatar():
+    """A new picture: a photo, checked like an attachment, kept as a 256 px square."""
+    chosen = request.files.get("avatar")
+    try:
+        if chosen is None or not chosen.filename and not chosen.stream.read(1):
+            raise Invalid("Choose a photo first.", field="avatar")
+        chosen.stream.seek(0)
+        profiles.set_avatar(current_user, chosen.stream, chosen.filename)
+    except ServiceError as error:
+        if wants_json():
+            return json_error(error.message, error.status, "avatar")
+        return _page(error.status, errors={"avatar": error.message})
+    if wants_json():
+        return _profile_json()
+    return _page(done="Picture changed.")
+
+
+@bp.post("/profile/avatar/remove")
+@login_required
+def remove_avatar():
+    removed = profiles.remove_avatar(current_user)
+    if wants_json():
+        return _profile_json()
+    return _page(done="Picture removed." if removed else "You have no picture.")
 
 
 @bp.post("/account/password")

@@ -12,11 +12,11 @@ import os
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from flask import current_app
 
-from chipper.errors import Damaged
+from chipper.errors import Damaged, Unsupported
 from chipper.media import images, sniff
 from chipper.media.budget import Budget
 from chipper.media.storage import LocalFolder, Storage
@@ -29,13 +29,17 @@ __all__ = [
     "discard",
     "path_of",
     "store",
+    "store_avatar",
     "current_storage",
     "sweep_partials",
     "too_large_message",
     "upload_folder",
 ]
 
+T = TypeVar("T")
 NAME_MAX = 255
+AVATAR_SIDE = 256
+NOT_A_PHOTO = "Choose a photo (JPEG, PNG, GIF or WebP) for your picture."
 
 
 @dataclass
@@ -133,6 +137,37 @@ def store(stream: BinaryIO, filename: str | None) -> StoredFile:
         return _off_the_event_loop(check_and_write)
 
 
+def store_avatar(stream: BinaryIO, filename: str | None) -> str:
+    """Checks an uploaded picture as attachments are checked (its kind read from its bytes,
+    decoded whole, within the decode budget) and writes it as a square WebP, AVATAR_SIDE px,
+    without metadata. Returns the stored name; a refused file raises a ServiceError and
+    leaves nothing stored."""
+    clean_name(filename)
+    files = current_storage()
+    limit = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024
+    raw = files.spool(stream, limit, too_large_message())
+    config = current_app.config
+
+    def check_and_write() -> str:
+        try:
+            try:
+                with open(raw, "rb") as f:
+                    kind, content_type, _ = sniff.detect(f, os.path.getsize(raw))
+            except Unsupported:
+                kind = None
+            if kind != "image":
+                raise Unsupported(NOT_A_PHOTO, field="avatar")
+            # Decoded at most 4 times the square's side (a JPEG straight at that size).
+            picture = images.decode(raw, content_type, config["IMAGE_MAX_PIXELS"], 4 * AVATAR_SIDE)
+            return files.save(".webp", lambda out: picture.write_square(out, AVATAR_SIDE))
+        finally:
+            files.remove_temporary(raw)
+
+    cost = images.footprint(raw, 4 * AVATAR_SIDE)
+    with _decode_budget(current_app).taken(cost):
+        return _off_the_event_loop(check_and_write)
+
+
 def _decode_budget(app) -> Budget:
     # Made on first use, in the worker, so it waits with gevent's primitives under gevent
     # workers (waiting greenlets yield) and with a thread's otherwise.
@@ -142,7 +177,7 @@ def _decode_budget(app) -> Budget:
     return app.extensions[key]
 
 
-def _off_the_event_loop(work: Callable[[], StoredFile]) -> StoredFile:
+def _off_the_event_loop(work: Callable[[], T]) -> T:
     """Runs `work` in a real thread when gevent runs the app (gunicorn's workers): decoding
     and re-encoding a large photo takes up to a second, during which every other request and
     stream of the worker would wait. Pillow releases the GIL while it works."""

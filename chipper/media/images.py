@@ -48,6 +48,13 @@ class Picture:
             options.update(save_all=True, append_images=self.frames[1:])
         first.save(out, format=self.fmt, **options)
 
+    def write_square(self, out: BinaryIO, side: int) -> None:
+        """The first frame's middle square, `side` px, as WebP (a person's picture)."""
+        first = self.frames[0]
+        keeps_alpha = first.mode in ("RGBA", "LA", "PA") or "transparency" in first.info
+        square = _square(first.convert("RGBA" if keeps_alpha else "RGB"), side)
+        square.save(out, format="WEBP", quality=85)
+
     def write_thumbnail(self, out: BinaryIO, side: int) -> None:
         # Made small first, then converted: no full-size copy of the photo.
         first = self.frames[0]
@@ -55,6 +62,10 @@ class Picture:
             first = ImageOps.contain(first, (side, side))
         thumbnail = first.convert("RGBA")
         thumbnail.save(out, format="WEBP", quality=80)
+
+
+def _square(picture: Image.Image, side: int) -> Image.Image:
+    return ImageOps.fit(picture, (side, side), Image.Resampling.LANCZOS)
 
 
 def footprint(path: str, max_side: int = 0) -> int:

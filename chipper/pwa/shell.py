@@ -39,6 +39,7 @@ SHELL_FILES = [
     "js/chipper.js",
     "js/attach.js",
     "js/mentions.js",
+    "js/people.js",
     *CALL_MODULES,
     "js/pwa.js",
     "vendor/lucide-1.87.0/icons.svg",  # filters.ICON_SPRITE: the buttons' icons, offline too

@@ -44,6 +44,8 @@ KINDS: dict[str, Kind] = {
         Kind("call-updated", call=True),
         Kind("call-ended", call=True),
         Kind("call-signal", raw=True, stored=False),
+        # Someone changed their name or picture: pages show the new ones (data: card_data).
+        Kind("profile-updated", raw=True),
         Kind("sessions-ended", conversation=False, stored=False, ends_streams=True),
     )
 }

@@ -35,15 +35,25 @@ PASSWORD_MAX = 1024
 
 
 def clean_name(name: str) -> str:
-    return text.one_line(name).strip()
+    """One line, its runs of spaces made one ("Ada   Lovelace" is "Ada Lovelace")."""
+    return " ".join(text.one_line(name).split())
 
 
 def validate_registration(name: str, email: str, password: str) -> None:
+    validate_name(name)
+    validate_email(email)
+    validate_password(password)
+
+
+def validate_name(name: str) -> None:
     name = clean_name(name)
     if not name.strip():
         raise Invalid("Tell us your name.", field="name")
     if len(name.strip()) > NAME_MAX:
         raise Invalid(f"Names are at most {NAME_MAX} characters.", field="name")
+
+
+def validate_email(email: str) -> None:
     try:
         email_validator.validate_email(
             email.strip(), check_deliverability=False, globally_deliverable=False
@@ -55,7 +65,6 @@ def validate_registration(name: str, email: str, password: str) -> None:
         raise Invalid(
             "This server takes addresses at " + ", ".join(domains) + " only.", field="email"
         )
-    validate_password(password)
 
 
 def validate_password(password: str, field: str = "password") -> None:

@@ -229,6 +229,7 @@ def deliver_message(message_id: int, watching: frozenset[int] = frozenset()) -> 
         "conversation_id": conversation.id,
         "sender": _sender(author),
         "tag": f"conversation-{conversation.id}",
+        **_icon(author),
     }
     ttl = current_app.config["PUSH_TTL"]
     _deliver(
@@ -260,6 +261,7 @@ def deliver_call(call_id: int) -> None:
         "call_id": call.id,
         "sender": _sender(caller),
         "tag": f"call-{call.id}",
+        **_icon(caller),
     }
     # No use ringing a phone after the call has stopped ringing.
     ttl = int(current_app.config["CALL_RING_SECONDS"])
@@ -358,6 +360,13 @@ def _title(sender: User | None, conversation: Conversation, mentioned: bool = Fa
 
 def _sender(user: User | None) -> dict | None:
     return {"id": user.id, "name": user.name} if user else None
+
+
+def _icon(user: User | None) -> dict:
+    """The sender's picture as the notification's icon, when they have one."""
+    if user is None or not user.avatar_name:
+        return {}
+    return {"icon": user.avatar_url}
 
 
 def _cut(text: str, limit: int) -> str:

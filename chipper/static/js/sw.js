@@ -163,7 +163,8 @@ self.addEventListener("push", function (event) {
     tag: data.tag,
     renotify: Boolean(data.tag),
     requireInteraction: call,
-    icon: settings.icon,
+    // The sender's picture (a same-origin path), else the app's icon.
+    icon: data.icon || settings.icon,
     badge: settings.badge,
     data: { url: data.url || settings.home },
   };

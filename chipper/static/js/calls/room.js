@@ -79,7 +79,15 @@ export function room(el) {
     const avatar = document.createElement("span");
     avatar.className = "avatar";
     avatar.setAttribute("aria-hidden", "true");
-    avatar.textContent = nameOf(userId).charAt(0).toUpperCase();
+    const member = memberOf(call, userId);
+    if (member && member.avatar) {
+      const picture = document.createElement("img");
+      picture.src = member.avatar;
+      picture.alt = "";
+      avatar.append(picture);
+    } else {
+      avatar.textContent = nameOf(userId).charAt(0).toUpperCase();
+    }
     const caption = document.createElement("figcaption");
     const name = document.createElement("span");
     name.className = "tile-name";
