@@ -57,7 +57,7 @@ def test_a_new_picture_and_name_reach_the_open_chat_live(browse, make):
     expect(bob_page.locator(f'.message .author[data-user-name="{ada}"]')).to_have_text(
         "Ada Lovelace"
     )
-    expect(bob_page.locator(f'#conversation-{chat} .row-title')).to_have_text("Ada Lovelace")
+    expect(bob_page.locator(f"#conversation-{chat} .row-title")).to_have_text("Ada Lovelace")
     assert not browse.errors, browse.errors
 
 
