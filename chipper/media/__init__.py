@@ -88,8 +88,7 @@ def store(stream: BinaryIO, filename: str | None) -> StoredFile:
     temporary files crashed uploads left (at most once a minute)."""
     original = clean_name(filename)  # crafted names are refused before a byte is read
     files = current_storage()
-    limit = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024
-    raw = files.spool(stream, limit, too_large_message())
+    raw = _spool(files, stream)
     config = current_app.config
 
     def check_and_write() -> StoredFile:
@@ -129,12 +128,7 @@ def store(stream: BinaryIO, filename: str | None) -> StoredFile:
         finally:
             files.remove_temporary(raw)
 
-    # Photos decode at once only while together they need less than IMAGE_DECODE_MEMORY_MB
-    # (a 50-megapixel photo takes 300 MB while it decodes); the others wait their turn. The
-    # header read for the estimate is a few bytes, fine on the event loop.
-    cost = images.footprint(raw, config["IMAGE_MAX_SIDE"])
-    with _decode_budget(current_app).taken(cost):
-        return _off_the_event_loop(check_and_write)
+    return _in_turn(raw, config["IMAGE_MAX_SIDE"], check_and_write)
 
 
 def store_avatar(stream: BinaryIO, filename: str | None) -> str:
@@ -144,8 +138,7 @@ def store_avatar(stream: BinaryIO, filename: str | None) -> str:
     leaves nothing stored."""
     clean_name(filename)
     files = current_storage()
-    limit = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024
-    raw = files.spool(stream, limit, too_large_message())
+    raw = _spool(files, stream)
     config = current_app.config
 
     def check_and_write() -> str:
@@ -163,9 +156,22 @@ def store_avatar(stream: BinaryIO, filename: str | None) -> str:
         finally:
             files.remove_temporary(raw)
 
-    cost = images.footprint(raw, 4 * AVATAR_SIDE)
-    with _decode_budget(current_app).taken(cost):
-        return _off_the_event_loop(check_and_write)
+    return _in_turn(raw, 4 * AVATAR_SIDE, check_and_write)
+
+
+def _spool(files: Storage, stream: BinaryIO) -> str:
+    """The upload in a temporary file, refused past MAX_UPLOAD_MB."""
+    limit = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024
+    return files.spool(stream, limit, too_large_message())
+
+
+def _in_turn(raw: str, max_side: int, work: Callable[[], T]) -> T:
+    """Runs `work` (check, decode, write) off the event loop once the decode budget has room.
+    Photos decode at once only while together they need less than IMAGE_DECODE_MEMORY_MB (a
+    50-megapixel photo takes 300 MB while it decodes); the others wait their turn. The
+    header read for the estimate is a few bytes, fine on the event loop."""
+    with _decode_budget(current_app).taken(images.footprint(raw, max_side)):
+        return _off_the_event_loop(work)
 
 
 def _decode_budget(app) -> Budget:
